@@ -1,0 +1,75 @@
+"""Alembic environment: the app's settings give the URL, the app's models give the target."""
+
+import asyncio
+from logging.config import fileConfig
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
+
+import example_app.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from alembic import context
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+# --8<-- [start:target]
+target_metadata = SQLModel.metadata
+
+
+def database_url() -> str:
+    # Tests and tools may hand in a URL; everyone else uses the app's own settings.
+    if url := config.attributes.get("database_url"):
+        return str(url)
+    from example_app.core.config import get_settings
+
+    return get_settings().DATABASE_URL
+
+
+def configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=target_metadata,
+        compare_type=True,  # column type changes are migrations too
+        compare_server_default=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+# --8<-- [end:target]
+
+
+def run_migrations_offline() -> None:
+    """`--sql` mode: print the SQL instead of running it."""
+    configure(url=database_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def do_run_migrations(connection: Connection) -> None:
+    configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# --8<-- [start:online]
+async def run_async_migrations() -> None:
+    engine = create_async_engine(database_url(), poolclass=NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+    await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    # A caller (pytest-alembic, a test) may pass its own connection.
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        do_run_migrations(connection)
+    else:
+        asyncio.run(run_async_migrations())
+# --8<-- [end:online]
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

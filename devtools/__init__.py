@@ -1,0 +1,1 @@
+"""Development and test infrastructure. Not part of the reference app: do not copy it with it."""

@@ -1,0 +1,354 @@
+"""Find a real PostgreSQL for the test suite and for `tasks.py serve`.
+
+Order of preference (the first that works wins, and the choice is reported):
+
+1. a URL from the environment (``TEST_DATABASE_URL`` for tests, ``DATABASE_URL`` for serve);
+2. testcontainers, when a Docker engine answers and the image is present locally;
+3. local PostgreSQL binaries driven by pytest-postgresql's executor: ``PG_CTL``, the
+   system's PostgreSQL, or the ``pgserver`` wheel's bundled PostgreSQL 16 + pgvector.
+
+``POSTGRES_PROVIDER=url|testcontainers|local`` forces one of them (CI runs the suite once per
+provider). There is no SQLite fallback: without a server we stop with one line naming the fixes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_IMAGE = "pgvector/pgvector:pg16"
+PROVIDERS = ("url", "testcontainers", "local")
+# postgres refuses to run as root: when we are root the server runs as this system user.
+SERVER_USER = "fmlg-postgres"
+DOCKER_PROBE_TIMEOUT = 2.0
+
+FIX_HINT = (
+    "set {env_var} to a PostgreSQL URL, start a Docker engine that has the image {image} "
+    "(python3 tasks.py docker-image builds it offline), or install PostgreSQL binaries "
+    "(apt install postgresql, or pip install pgserver)"
+)
+
+
+class ProviderError(RuntimeError):
+    """No PostgreSQL could be provided; the message is one readable line."""
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    url: str  # SQLAlchemy URL with the asyncpg driver
+    provider: str  # one of PROVIDERS
+    description: str  # what the user reads: "local binaries: PostgreSQL 15.18 at ..."
+
+
+def _asyncpg_url(user: str, password: str | None, host: str, port: int, dbname: str) -> str:
+    from sqlalchemy.engine import URL
+
+    url = URL.create("postgresql+asyncpg", user, password, host, port, dbname)
+    return url.render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- 1. a URL ---------------------------------------------------------------------------------
+
+
+def _from_url(url: str, env_var: str) -> PostgresServer:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a readable text
+        raise ProviderError(f"{env_var} is not a valid database URL: {exc}") from None
+    if parsed.get_backend_name() != "postgresql":
+        raise ProviderError(f"{env_var} must point to PostgreSQL, got {parsed.drivername!r}")
+    return PostgresServer(
+        url=parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+        provider="url",
+        description=f"{env_var}: {parsed.render_as_string(hide_password=True)}",
+    )
+
+
+# --- 2. testcontainers ------------------------------------------------------------------------
+
+
+def _configure_testcontainers_env() -> None:
+    # Must happen before testcontainers is imported: it reads them at import time.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+
+
+def docker_image() -> str:
+    return os.environ.get("POSTGRES_IMAGE", DEFAULT_IMAGE)
+
+
+def probe_docker(image: str) -> str | None:
+    """Return None when Docker answers and has the image, else the reason it cannot be used."""
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+    except ImportError:
+        return "the docker package is not installed"
+    try:
+        client = docker.from_env(timeout=DOCKER_PROBE_TIMEOUT)
+    except DockerException as exc:
+        return f"no Docker engine answers ({str(exc).splitlines()[0][:120]})"
+    try:
+        client.ping()
+        client.images.get(image)
+    except ImageNotFound:
+        return f"Docker answers but the image {image} is not present locally"
+    except Exception as exc:  # a dead socket raises requests/urllib3 errors
+        return f"no Docker engine answers ({type(exc).__name__})"
+    finally:
+        client.close()
+    return None
+
+
+@contextlib.contextmanager
+def _testcontainers(image: str) -> Iterator[PostgresServer]:
+    _configure_testcontainers_env()
+    from testcontainers.community.postgres import PostgresContainer
+
+    container = PostgresContainer(image, username="test", password="test", dbname="test", driver=None)
+    container.start()
+    try:
+        host = container.get_container_host_ip()
+        port = int(container.get_exposed_port(5432))
+        short_id = container.get_wrapped_container().short_id
+        yield PostgresServer(
+            url=_asyncpg_url("test", "test", host, port, "test"),
+            provider="testcontainers",
+            description=f"testcontainers: {image} (container {short_id}) on {host}:{port}",
+        )
+    finally:
+        container.stop()  # removes the container and its volumes
+
+
+# --- 3. local binaries --------------------------------------------------------------------------
+
+
+def _candidate_pg_ctls() -> list[tuple[str, Path]]:
+    found: list[tuple[str, Path]] = []
+    if env := os.environ.get("PG_CTL"):
+        found.append(("PG_CTL", Path(env)))
+    system = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+        reverse=True,
+    )
+    found += [("system PostgreSQL", Path(p)) for p in system]
+    if which := shutil.which("pg_ctl"):
+        found.append(("system PostgreSQL", Path(which)))
+    spec = importlib.util.find_spec("pgserver")
+    if spec and spec.origin:
+        found.append(("pgserver wheel", Path(spec.origin).parent / "pginstall" / "bin" / "pg_ctl"))
+    return found
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _server_user() -> pwd.struct_passwd:
+    """The unprivileged system user the server runs as when we are root (created once)."""
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(SERVER_USER)
+
+
+def _drop_privileges_prefix() -> list[str]:
+    if not _is_root():
+        return []
+    user = _server_user()
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
+
+
+def _usable(pg_ctl: Path) -> str | None:
+    """None when this pg_ctl runs (as the server user when root), else why not."""
+    if not pg_ctl.is_file():
+        return f"{pg_ctl} does not exist"
+    try:
+        result = subprocess.run(
+            [*_drop_privileges_prefix(), str(pg_ctl), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except OSError as exc:
+        return f"{pg_ctl} cannot run: {exc}"
+    if result.returncode != 0:
+        return f"{pg_ctl} cannot run as {SERVER_USER}: {result.stderr.strip()[:120]}"
+    return None
+
+
+def find_pg_ctl() -> tuple[str, Path]:
+    reasons = []
+    for origin, pg_ctl in _candidate_pg_ctls():
+        reason = _usable(pg_ctl)
+        if reason is None:
+            return origin, pg_ctl
+        reasons.append(reason)
+    raise LookupError("; ".join(reasons) or "no pg_ctl found")
+
+
+def _write_wrapper(run_dir: Path, pg_ctl: Path) -> Path:
+    """A pg_ctl that drops privileges, so pytest-postgresql's executor can drive it as root."""
+    if not _is_root():
+        return pg_ctl
+    wrapper = run_dir / "pg_ctl"
+    prefix = " ".join(_drop_privileges_prefix())
+    wrapper.write_text(f'#!/bin/sh\ncd "{run_dir}" || exit 1\nexec {prefix} "{pg_ctl}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _prepare_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if _is_root():
+        user = _server_user()
+        os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(0o755)
+
+
+def _reachable_by_server_user(path: Path) -> bool:
+    if not _is_root():
+        return True
+    probe = subprocess.run([*_drop_privileges_prefix(), "test", "-x", str(path)], capture_output=True)
+    return probe.returncode == 0
+
+
+def _create_database(port: int, dbname: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+@contextlib.contextmanager
+def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str) -> Iterator[PostgresServer]:
+    """Start a server from local binaries; data in ``data_home`` survives, else a temp dir."""
+    from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+    keep = data_home is not None
+    if data_home is None:
+        run_dir = Path(tempfile.mkdtemp(prefix="fmlg-pg-"))
+    elif _reachable_by_server_user(data_home.parent):
+        run_dir = data_home
+    else:  # e.g. a clone under /root (mode 700) that the server user cannot enter
+        digest = hashlib.sha256(str(data_home).encode()).hexdigest()[:10]
+        run_dir = Path("/var/tmp") / f"fastapi-ml-guide-{digest}"
+    _prepare_dir(run_dir)
+    executable = _write_wrapper(run_dir, pg_ctl)
+    port = free_port()
+
+    class Executor(PostgreSQLExecutor):
+        def init_directory(self) -> None:
+            if (Path(self.datadir) / "PG_VERSION").exists():  # an existing cluster is reused
+                self._directory_initialised = True
+                return
+            super().init_directory()
+
+        def clean_directory(self) -> None:
+            if not keep:
+                super().clean_directory()
+
+    # Durability off for throwaway test servers only: it roughly halves commit latency.
+    fast = "" if keep else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    executor = Executor(
+        executable=str(executable),
+        host="127.0.0.1",
+        port=port,
+        datadir=str(run_dir / "data"),
+        unixsocketdir=str(run_dir),
+        logfile=str(run_dir / "postgresql.log"),
+        startparams="-w",
+        dbname=dbname,
+        user="postgres",
+        postgres_options=f"-c listen_addresses=127.0.0.1 {fast}".strip(),
+        timeout=90,
+    )
+    executor.start()
+    try:
+        _create_database(port, dbname)
+        yield PostgresServer(
+            url=_asyncpg_url("postgres", None, "127.0.0.1", port, dbname),
+            provider="local",
+            description=f"local binaries ({origin}): PostgreSQL {executor.version} "
+            f"from {pg_ctl.parent}, data in {run_dir / 'data'}, on 127.0.0.1:{port}",
+        )
+    finally:
+        executor.stop()
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# --- choosing ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def provide(env_var: str, *, data_home: Path | None = None, dbname: str = "test") -> Iterator[PostgresServer]:
+    """Yield a running PostgreSQL; stop what was started on exit.
+
+    ``env_var`` names the URL variable that wins when set (``TEST_DATABASE_URL`` or
+    ``DATABASE_URL``). ``data_home`` asks for a persistent local server (serve, db.* tasks):
+    its data survives across runs, so a throwaway container is not considered unless forced.
+    """
+    forced = os.environ.get("POSTGRES_PROVIDER", "").strip().lower() or None
+    if forced is not None and forced not in PROVIDERS:
+        raise ProviderError(f"POSTGRES_PROVIDER must be one of {', '.join(PROVIDERS)}, got {forced!r}")
+    image = docker_image()
+    hint = FIX_HINT.format(env_var=env_var, image=image)
+    url = os.environ.get(env_var)
+
+    if forced in (None, "url") and url:
+        yield _from_url(url, env_var)
+        return
+    if forced == "url":
+        raise ProviderError(f"POSTGRES_PROVIDER=url but {env_var} is not set")
+
+    reasons = []
+    if forced == "testcontainers" or (forced is None and data_home is None):
+        reason = probe_docker(image)
+        if reason is None:
+            with _testcontainers(image) as server:
+                yield server
+            return
+        if forced:
+            raise ProviderError(f"POSTGRES_PROVIDER=testcontainers but {reason}")
+        reasons.append(reason)
+
+    try:
+        origin, pg_ctl = find_pg_ctl()
+    except LookupError as exc:
+        if forced:
+            raise ProviderError(f"POSTGRES_PROVIDER=local but no usable local binaries ({exc})") from None
+        reasons.append(f"no usable local PostgreSQL binaries ({exc})")
+    else:
+        with local_server(origin, pg_ctl, data_home, dbname) as server:
+            yield server
+        return
+    raise ProviderError(f"No PostgreSQL available ({'; '.join(reasons)}): {hint}")

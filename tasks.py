@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""The one entry point for every workflow of the project.
+
+`python3 tasks.py <task>` works on a fresh machine with only Python 3.11+: outside the project's
+virtual environment it creates `venv/`, installs the pinned dependencies and the project (only
+when they changed) and runs itself again inside it. Inside the venv, `invoke <task>` is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / "venv"
+VENV_PYTHON = VENV / "bin" / "python"
+LOCKS = [ROOT / "requirements-dev.txt", ROOT / "pyproject.toml"]
+STAMP = VENV / ".installed-from"
+
+
+def _in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _bootstrap() -> None:
+    """Create/refresh venv/ and re-run this command inside it."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"tasks.py needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not VENV_PYTHON.exists():
+        print("creating venv/ ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in LOCKS)).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != digest:
+        print("installing pinned dependencies into venv/ ...", file=sys.stderr)
+        pip = [str(VENV_PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        try:
+            subprocess.run([*pip, "-r", str(LOCKS[0])], check=True)
+            subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
+        except subprocess.CalledProcessError as exc:
+            sys.exit(f"installing dependencies failed (exit {exc.returncode}); see pip's output above")
+        STAMP.write_text(digest)
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+if __name__ == "__main__" and not _in_venv():
+    _bootstrap()
+
+# Below this line we run inside venv/.
+import contextlib  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from invoke.collection import Collection  # noqa: E402
+from invoke.context import Context  # noqa: E402
+from invoke.program import Program  # noqa: E402
+from invoke.tasks import task  # noqa: E402
+
+BIN = VENV / "bin"
+DATA_HOME = ROOT / ".pgdata"  # the local development server's data, kept across runs
+
+
+def _run(c: Context, cmd: str, **kwargs: object) -> object:
+    with c.cd(str(ROOT)):
+        return c.run(cmd, pty=False, **kwargs)
+
+
+@contextlib.contextmanager
+def _database(announce: bool = True) -> Iterator[str]:
+    """DATABASE_URL from the environment, else a local PostgreSQL with data in .pgdata/."""
+    from devtools.postgres_provider import ProviderError, provide
+
+    try:
+        with provide("DATABASE_URL", data_home=DATA_HOME, dbname="app") as server:
+            if announce:
+                print(f"PostgreSQL: {server.description}", file=sys.stderr)
+            previous = os.environ.get("DATABASE_URL")
+            os.environ["DATABASE_URL"] = server.url
+            try:
+                yield server.url
+            finally:
+                if previous is None:
+                    os.environ.pop("DATABASE_URL", None)
+                else:
+                    os.environ["DATABASE_URL"] = previous
+    except ProviderError as exc:
+        sys.exit(str(exc))
+
+
+def _alembic(c: Context, args: str) -> None:
+    _run(c, f"{BIN}/alembic {args}")
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+@task(help={"host": "interface to bind (default 127.0.0.1)", "port": "port (default 8000)", "reload": "restart on code changes"})
+def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> None:
+    """Serve the reference app (migrated first) on a real PostgreSQL."""
+    with _database():
+        _alembic(c, "upgrade head")
+        print(f"serving on http://{host}:{port}  (docs at /docs, health at /api/v1/health)", file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(c, f"{BIN}/uvicorn example_app.main:app --host {host} --port {port}" + (" --reload" if reload else ""), warn=True)
+
+
+@task(help={"args": "extra pytest arguments, e.g. -k health or tests/test_health.py"})
+def test(c: Context, args: str = "") -> None:
+    """Run the whole test suite on a real PostgreSQL (and the strict docs build)."""
+    _run(c, f"{BIN}/pytest {args}")
+
+
+# --- docs -------------------------------------------------------------------------------------
+
+
+@task(help={"port": "port (default 8001)"})
+def docs(c: Context, port: int = 8001) -> None:
+    """Serve the guide locally with live reload."""
+    _run(c, f"{BIN}/mkdocs serve --livereload -a 127.0.0.1:{port}")
+
+
+@task(name="docs-build")
+def docs_build(c: Context) -> None:
+    """Build the guide strictly into site/."""
+    _run(c, f"{BIN}/mkdocs build --strict --site-dir site")
+
+
+# --- quality ----------------------------------------------------------------------------------
+
+
+@task
+def lint(c: Context) -> None:
+    """ruff check, ruff format --check and mypy."""
+    _run(c, f"{BIN}/ruff check .")
+    _run(c, f"{BIN}/ruff format --check .")
+    _run(c, f"{BIN}/mypy")
+
+
+@task
+def fmt(c: Context) -> None:
+    """Format and auto-fix with ruff."""
+    _run(c, f"{BIN}/ruff format .")
+    _run(c, f"{BIN}/ruff check --fix .")
+
+
+@task(name="docker-image", help={"tag": "image tag (default pgvector/pgvector:pg16)"})
+def docker_image(c: Context, tag: str = "") -> None:
+    """Build the PostgreSQL 16 + pgvector image offline from the pgserver wheel."""
+    from devtools.docker_image import build
+    from devtools.postgres_provider import DEFAULT_IMAGE
+
+    build(tag or DEFAULT_IMAGE)
+
+
+# --- database (alembic) ----------------------------------------------------------------------
+
+
+@task(help={"revision": "target revision (default head)"})
+def upgrade(c: Context, revision: str = "head") -> None:
+    """alembic upgrade <revision>."""
+    with _database():
+        _alembic(c, f"upgrade {revision}")
+
+
+@task(help={"revision": "target revision (default -1)"})
+def downgrade(c: Context, revision: str = "-1") -> None:
+    """alembic downgrade <revision>."""
+    with _database():
+        _alembic(c, f"downgrade {revision}")
+
+
+@task(help={"message": "what the revision does, e.g. 'add posts table'", "empty": "no autogenerate (manual SQL)"})
+def revision(c: Context, message: str, empty: bool = False) -> None:
+    """Autogenerate a revision from the models (on an up-to-date database)."""
+    if not message.strip():
+        sys.exit("a revision needs a message: --message 'add posts table'")
+    with _database():
+        if not empty:
+            _alembic(c, "upgrade head")  # autogenerate compares against the latest schema
+        flag = "" if empty else "--autogenerate "
+        _alembic(c, f"revision {flag}-m {message!r}")
+
+
+@task
+def current(c: Context) -> None:
+    """alembic current."""
+    with _database():
+        _alembic(c, "current --verbose")
+
+
+@task
+def history(c: Context) -> None:
+    """alembic history."""
+    _alembic(c, "history --indicate-current" if os.environ.get("DATABASE_URL") else "history")
+
+
+@task
+def reset(c: Context) -> None:
+    """Development reset: downgrade to base, then upgrade to head (data is lost)."""
+    with _database():
+        _alembic(c, "downgrade base")
+        _alembic(c, "upgrade head")
+
+
+db = Collection("db", upgrade, downgrade, revision, current, history, reset)
+ns = Collection(serve, test, docs, docs_build, lint, fmt, docker_image, db)
+
+
+if __name__ == "__main__":
+    Program(namespace=ns, version="0.1.0").run()

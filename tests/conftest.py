@@ -1,0 +1,121 @@
+"""Test fixtures: a real PostgreSQL, migrated once, and one rolled-back transaction per test.
+
+The server is chosen before collection (the app's settings read DATABASE_URL at import), by
+`devtools.postgres_provider`: TEST_DATABASE_URL, else testcontainers, else local binaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from devtools.postgres_provider import PostgresServer, ProviderError, provide
+from tests.support import alembic_config
+
+_servers = contextlib.ExitStack()
+_server: PostgresServer | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _server
+    if config.option.help or config.option.version:
+        return
+    try:
+        _server = _servers.enter_context(provide("TEST_DATABASE_URL"))
+    except ProviderError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    # The app under test reads its settings from the environment when it is imported.
+    os.environ["DATABASE_URL"] = _server.url
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"PostgreSQL: {_server.description}" if _server else None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _servers.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    assert _server is not None
+    return _server.url
+
+
+# --8<-- [start:migrate_once]
+@pytest.fixture(scope="session", autouse=True)
+def migrated(database_url: str) -> Config:
+    """Build the schema once per session with the real migrations, never create_all."""
+    cfg = alembic_config(database_url)
+    command.upgrade(cfg, "head")
+    return cfg
+# --8<-- [end:migrate_once]
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated: Config, database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+# --8<-- [start:db_session]
+@pytest.fixture
+async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test.
+
+    The code under test may commit: with join_transaction_mode="create_savepoint" its commits
+    release savepoints of the outer transaction, which still ends in a rollback.
+    """
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+# --8<-- [end:db_session]
+
+
+# --8<-- [start:client]
+@pytest.fixture
+async def client(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """An HTTP client on the app, with its lifespan run and get_db bound to the test session."""
+    from example_app.api.dependencies import get_db
+    from example_app.main import app
+
+    async def get_test_db() -> AsyncIterator[AsyncSession]:
+        yield db_session
+
+    app.dependency_overrides[get_db] = get_test_db
+    try:
+        async with (
+            LifespanManager(app) as manager,
+            AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://test") as http,
+        ):
+            yield http
+    finally:
+        app.dependency_overrides.clear()
+# --8<-- [end:client]
+
+
+@pytest.fixture
+def restore_env() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
