@@ -35,6 +35,8 @@ def configure(**kwargs: object) -> None:
         compare_server_default=True,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
 # --8<-- [end:target]
 
 
@@ -66,6 +68,8 @@ def run_migrations_online() -> None:
         do_run_migrations(connection)
     else:
         asyncio.run(run_async_migrations())
+
+
 # --8<-- [end:online]
 
 

@@ -16,4 +16,9 @@ SQLModel.metadata.naming_convention = {
 }
 # --8<-- [end:naming_convention]
 
-__all__: list[str] = []
+# Every model is imported here, after the convention, so that `import example_app.models`
+# (Alembic's env.py, the app) sees all tables and relationship targets resolve.
+from example_app.models.post import Post  # noqa: E402
+from example_app.models.user import User  # noqa: E402
+
+__all__ = ["Post", "User"]

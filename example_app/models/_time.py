@@ -1,0 +1,31 @@
+"""Timestamps: timezone-aware UTC, stored as `timestamptz`."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, func
+from sqlmodel import Field
+
+
+# --8<-- [start:utcnow]
+def utcnow() -> datetime:
+    return datetime.now(UTC)  # aware; datetime.utcnow() is naive and deprecated
+
+
+def created_at_field() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_column_kwargs={"server_default": func.now()},
+    )
+
+
+def updated_at_field() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        # Set in Python on every UPDATE the ORM issues, so the new value is known without a
+        # refresh (a server-side onupdate would expire it, and reading it would lazy-load).
+        sa_column_kwargs={"server_default": func.now(), "onupdate": utcnow},
+    )
+# --8<-- [end:utcnow]

@@ -1,0 +1,36 @@
+"""The `posts` table: the guide's second resource, written by a user."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, Relationship, SQLModel
+
+from example_app.models._time import created_at_field, updated_at_field
+
+if TYPE_CHECKING:
+    from example_app.models.user import User
+
+
+# --8<-- [start:post_model]
+class Post(SQLModel, table=True):
+    __tablename__ = "posts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=255)
+    body: str = Field(sa_type=Text)
+    # Deleting a user deletes their posts, in the database itself (no orphan rows, and no
+    # need to load the posts first). Indexed: "posts of an author" is the common query.
+    author_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    # A PostgreSQL type SQLModel has no annotation for: say it with sa_type.
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": text("'[]'::jsonb")},
+    )
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+    author: "User" = Relationship(back_populates="posts", sa_relationship_kwargs={"lazy": "raise"})
+# --8<-- [end:post_model]

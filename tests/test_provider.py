@@ -1,0 +1,143 @@
+"""The PostgreSQL provider's choice: URL, then testcontainers, then local binaries, else one line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools import postgres_provider as pp
+
+
+@pytest.fixture
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pp, "probe_docker", lambda image: "no Docker engine answers (test)")
+
+
+@pytest.fixture
+def no_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    def none() -> tuple[str, Path]:
+        raise LookupError("no pg_ctl found")
+
+    monkeypatch.setattr(pp, "find_pg_ctl", none)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("TEST_DATABASE_URL", "POSTGRES_PROVIDER", "PG_CTL", "POSTGRES_IMAGE"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env")
+def test_url_from_the_environment_wins_and_gets_the_async_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_DATABASE_URL", "postgresql://app:s3cret@db.example:5433/app")
+    with pp.provide("TEST_DATABASE_URL") as server:
+        assert server.provider == "url"
+        assert server.url == "postgresql+asyncpg://app:s3cret@db.example:5433/app"
+        assert "s3cret" not in server.description  # the header never prints the password
+
+
+@pytest.mark.pattern("T02", "E25")
+@pytest.mark.usefixtures("clean_env")
+def test_a_non_postgres_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_DATABASE_URL", "sqlite:///tmp/x.db")
+    with pytest.raises(pp.ProviderError, match="must point to PostgreSQL"), pp.provide("TEST_DATABASE_URL"):
+        pass
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env", "no_docker")
+def test_without_docker_local_binaries_are_used() -> None:
+    with pp.provide("TEST_DATABASE_URL", dbname="provider_probe") as server:
+        assert server.provider == "local"
+        assert server.url.endswith("/provider_probe")
+        assert "local binaries" in server.description
+
+
+@pytest.mark.pattern("T02", "E25")
+@pytest.mark.usefixtures("clean_env", "no_docker", "no_binaries")
+def test_nothing_available_is_one_line_naming_the_three_fixes() -> None:
+    with pytest.raises(pp.ProviderError) as info, pp.provide("TEST_DATABASE_URL"):
+        pass
+    message = str(info.value)
+    assert "\n" not in message
+    assert "set TEST_DATABASE_URL" in message
+    assert "Docker engine" in message
+    assert "install PostgreSQL binaries" in message
+    assert "sqlite" not in message.lower()
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env", "no_docker")
+def test_forcing_an_unavailable_provider_fails_instead_of_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTGRES_PROVIDER", "testcontainers")
+    with pytest.raises(pp.ProviderError, match="POSTGRES_PROVIDER=testcontainers but no Docker"):
+        with pp.provide("TEST_DATABASE_URL"):
+            pass
+    monkeypatch.setenv("POSTGRES_PROVIDER", "sqlite")
+    with pytest.raises(pp.ProviderError, match="must be one of url, testcontainers, local"):
+        with pp.provide("TEST_DATABASE_URL"):
+            pass
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env")
+def test_docker_probe_is_quick_for_a_dead_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import time
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    started = time.perf_counter()
+    reason = pp.probe_docker(pp.DEFAULT_IMAGE)
+    assert reason is not None
+    assert "no Docker engine answers" in reason
+    assert time.perf_counter() - started < pp.DOCKER_PROBE_TIMEOUT + 1
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env")
+def test_pg_ctl_from_the_environment_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PG_CTL", str(tmp_path / "missing" / "pg_ctl"))
+    candidates = pp._candidate_pg_ctls()
+    assert candidates[0] == ("PG_CTL", tmp_path / "missing" / "pg_ctl")
+    origin, pg_ctl = pp.find_pg_ctl()  # the missing one is skipped with a reason
+    assert origin != "PG_CTL"
+    assert pg_ctl.name == "pg_ctl"
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env")
+def test_pgserver_wheel_binaries_are_a_candidate() -> None:
+    origins = [origin for origin, _ in pp._candidate_pg_ctls()]
+    assert "pgserver wheel" in origins  # a machine without apt or Docker still gets a server
+
+
+@pytest.mark.pattern("T02")
+@pytest.mark.usefixtures("clean_env")
+def test_persistent_local_data_survives_a_restart() -> None:
+    import asyncio
+    import shutil
+    import tempfile
+
+    import asyncpg
+
+    origin, pg_ctl = pp.find_pg_ctl()
+    parent = Path(tempfile.mkdtemp(prefix="fmlg-keep-"))
+    parent.chmod(0o755)  # the unprivileged server user must reach it
+    home = parent / "pgdata"
+
+    async def run(url: str, sql: str) -> object:
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    with pp.local_server(origin, pg_ctl, data_home=home, dbname="keep") as server:
+        asyncio.run(run(server.url, "CREATE TABLE kept AS SELECT 42 AS answer"))
+    with pp.local_server(origin, pg_ctl, data_home=home, dbname="keep") as server:
+        assert asyncio.run(run(server.url, "SELECT answer FROM kept")) == 42
+    assert (home / "data" / "PG_VERSION").exists()
+    shutil.rmtree(parent)

@@ -1,0 +1,80 @@
+"""Settings come from the environment; a bad value stops start-up with one readable line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from example_app.core.config import Settings
+from tests.support import ROOT
+
+
+def _start_app_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the app in a fresh interpreter, as uvicorn would at start-up."""
+    return subprocess.run(
+        [sys.executable, "-c", "import example_app.main"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=ROOT / "tests",  # away from any .env file in the project root
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.pattern("S07", "E22")
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "not a database URL"),
+        ("postgresql://u:p@localhost/db", "driver 'postgresql' is not supported; use postgresql+asyncpg://"),
+        ("postgresql+psycopg2://u:p@localhost/db", "driver 'postgresql+psycopg2' is not supported"),
+        ("postgresql+asyncpg://u:p@localhost", "the URL names no database"),
+    ],
+)
+def test_bad_database_url_fails_fast_with_one_line(url: str, message: str) -> None:
+    result = _start_app_with({"DATABASE_URL": url})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one readable line, no traceback
+    assert lines[0].startswith("Invalid settings: DATABASE_URL ")
+    assert message in lines[0]
+
+
+@pytest.mark.pattern("S07")
+def test_missing_database_url_names_the_variable() -> None:
+    result = _start_app_with({})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Invalid settings: DATABASE_URL is not set"
+
+
+@pytest.mark.pattern("S07")
+def test_bad_numeric_setting_is_reported_by_name() -> None:
+    result = _start_app_with({"DATABASE_URL": "postgresql+asyncpg://u@h/db", "DB_POOL_SIZE": "0"})
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Invalid settings: DB_POOL_SIZE ")
+
+
+@pytest.mark.pattern("E22")
+def test_password_with_special_characters_round_trips() -> None:
+    """URL.create() escapes what a hand-written URL would break on (@, /, :, %)."""
+    from sqlalchemy.engine import URL
+
+    password = "p@ss/w:rd%"
+    url = URL.create("postgresql+asyncpg", "app", password, "db.internal", 5432, "app")
+    settings = Settings(DATABASE_URL=url.render_as_string(hide_password=False))
+    assert settings.database_url.password == password
+    assert settings.database_url.host == "db.internal"
+
+
+@pytest.mark.pattern("E23", "S07")
+def test_settings_use_pydantic_settings_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic_settings import BaseSettings
+
+    assert issubclass(Settings, BaseSettings)
+    monkeypatch.setenv("DEBUG", "true")
+    monkeypatch.setenv("API_V1_PREFIX", "/api/v2")
+    settings = Settings()  # type: ignore[call-arg]
+    assert settings.DEBUG is True
+    assert settings.API_V1_PREFIX == "/api/v2"
