@@ -95,14 +95,25 @@ def _alembic(c: Context, args: str) -> None:
 # --- the app ----------------------------------------------------------------------------------
 
 
-@task(help={"host": "interface to bind (default 127.0.0.1)", "port": "port (default 8000)", "reload": "restart on code changes"})
+@task(
+    help={
+        "host": "interface to bind (default 127.0.0.1)",
+        "port": "port (default 8000)",
+        "reload": "restart on code changes",
+    }
+)
 def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> None:
     """Serve the reference app (migrated first) on a real PostgreSQL."""
     with _database():
         _alembic(c, "upgrade head")
         print(f"serving on http://{host}:{port}  (docs at /docs, health at /api/v1/health)", file=sys.stderr)
         with contextlib.suppress(KeyboardInterrupt):
-            _run(c, f"{BIN}/uvicorn example_app.main:app --host {host} --port {port}" + (" --reload" if reload else ""), warn=True)
+            _run(
+                c,
+                f"{BIN}/uvicorn example_app.main:app --host {host} --port {port}"
+                + (" --reload" if reload else ""),
+                warn=True,
+            )
 
 
 @task(help={"args": "extra pytest arguments, e.g. -k health or tests/test_health.py"})
@@ -170,7 +181,12 @@ def downgrade(c: Context, revision: str = "-1") -> None:
         _alembic(c, f"downgrade {revision}")
 
 
-@task(help={"message": "what the revision does, e.g. 'add posts table'", "empty": "no autogenerate (manual SQL)"})
+@task(
+    help={
+        "message": "what the revision does, e.g. 'add posts table'",
+        "empty": "no autogenerate (manual SQL)",
+    }
+)
 def revision(c: Context, message: str, empty: bool = False) -> None:
     """Autogenerate a revision from the models (on an up-to-date database)."""
     if not message.strip():

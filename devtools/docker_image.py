@@ -93,7 +93,10 @@ def build_rootfs(out: io.BufferedIOBase) -> None:
             add_path(lib.resolve(), str(lib))
         add_path(pkg / "pginstall", f"{PREFIX}/pgserver/pginstall")
         add_path(site / "pgserver.libs", f"{PREFIX}/pgserver.libs")
-        add_bytes("/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\npostgres:x:{UID}:{GID}::/var/lib/postgresql:/bin/sh\n".encode())
+        add_bytes(
+            "/etc/passwd",
+            f"root:x:0:0:root:/root:/bin/sh\npostgres:x:{UID}:{GID}::/var/lib/postgresql:/bin/sh\n".encode(),
+        )
         add_bytes("/etc/group", f"root:x:0:\npostgres:x:{GID}:\n".encode())
         add_bytes("/docker-entrypoint.sh", ENTRYPOINT.encode(), 0o755)
 

@@ -16,6 +16,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Start-up work goes here (the schema is Alembic's job, never create_all).
     yield
     await engine.dispose()  # close pooled connections on shutdown
+
+
 # --8<-- [end:lifespan]
 
 

@@ -11,13 +11,13 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from alembic import command
 from devtools.postgres_provider import PostgresServer, ProviderError, provide
 from tests.support import alembic_config
 
@@ -58,6 +58,8 @@ def migrated(database_url: str) -> Config:
     cfg = alembic_config(database_url)
     command.upgrade(cfg, "head")
     return cfg
+
+
 # --8<-- [end:migrate_once]
 
 
@@ -88,6 +90,8 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await session.close()
             await transaction.rollback()
+
+
 # --8<-- [end:db_session]
 
 
@@ -110,6 +114,8 @@ async def client(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
             yield http
     finally:
         app.dependency_overrides.clear()
+
+
 # --8<-- [end:client]
 
 

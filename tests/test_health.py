@@ -10,8 +10,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
-from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
@@ -39,7 +39,10 @@ async def _health_with_database_at(url: str) -> tuple[int, dict[str, object], fl
 
     app.dependency_overrides[get_db] = unreachable_db
     try:
-        async with LifespanManager(app), AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c,
+        ):
             started = time.perf_counter()
             response = await c.get(HEALTH)
             elapsed = time.perf_counter() - started

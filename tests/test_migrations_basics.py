@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import command
 from tests.support import alembic_config
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,9 @@ def no_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("TEST_DATABASE_URL", "POSTGRES_PROVIDER", "PG_CTL", "POSTGRES_IMAGE"):
         monkeypatch.delenv(var, raising=False)
-    yield
 
 
 @pytest.mark.pattern("T02")
@@ -72,15 +70,21 @@ def test_nothing_available_is_one_line_naming_the_three_fixes() -> None:
 
 @pytest.mark.pattern("T02")
 @pytest.mark.usefixtures("clean_env", "no_docker")
-def test_forcing_an_unavailable_provider_fails_instead_of_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forcing_an_unavailable_provider_fails_instead_of_falling_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("POSTGRES_PROVIDER", "testcontainers")
-    with pytest.raises(pp.ProviderError, match="POSTGRES_PROVIDER=testcontainers but no Docker"):
-        with pp.provide("TEST_DATABASE_URL"):
-            pass
+    with (
+        pytest.raises(pp.ProviderError, match="POSTGRES_PROVIDER=testcontainers but no Docker"),
+        pp.provide("TEST_DATABASE_URL"),
+    ):
+        pass
     monkeypatch.setenv("POSTGRES_PROVIDER", "sqlite")
-    with pytest.raises(pp.ProviderError, match="must be one of url, testcontainers, local"):
-        with pp.provide("TEST_DATABASE_URL"):
-            pass
+    with (
+        pytest.raises(pp.ProviderError, match="must be one of url, testcontainers, local"),
+        pp.provide("TEST_DATABASE_URL"),
+    ):
+        pass
 
 
 @pytest.mark.pattern("T02")

@@ -75,6 +75,6 @@ def test_settings_use_pydantic_settings_and_read_the_environment(monkeypatch: py
     assert issubclass(Settings, BaseSettings)
     monkeypatch.setenv("DEBUG", "true")
     monkeypatch.setenv("API_V1_PREFIX", "/api/v2")
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings()
     assert settings.DEBUG is True
     assert settings.API_V1_PREFIX == "/api/v2"

@@ -9,10 +9,9 @@ Create Date: 2026-11-26 06:35:08.998713
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str fields
+import sqlmodel.sql.sqltypes  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str
 
 from alembic import op
-
 
 # revision identifiers, used by Alembic.
 revision: str = "482500eb8bf1"

@@ -8,12 +8,6 @@ Create Date: 2026-11-26 06:32:43.747505
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-import sqlmodel  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str fields
-
-from alembic import op
-
-
 # revision identifiers, used by Alembic.
 revision: str = "b1c283ca4571"
 down_revision: str | Sequence[str] | None = None

@@ -12,10 +12,10 @@ Create Date: 2026-11-26 06:35:11.207724
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str fields
+import sqlmodel.sql.sqltypes  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str
+from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision: str = "f1fb7f777147"

@@ -36,9 +36,7 @@ class Settings(BaseSettings):
                 "(percent-encode special characters in the password)"
             ) from None
         if url.drivername != "postgresql+asyncpg":
-            raise ValueError(
-                f"driver {url.drivername!r} is not supported; use postgresql+asyncpg://..."
-            )
+            raise ValueError(f"driver {url.drivername!r} is not supported; use postgresql+asyncpg://...")
         if not url.database:
             raise ValueError("the URL names no database")
         return value
@@ -46,6 +44,8 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> URL:
         return make_url(self.DATABASE_URL)
+
+
 # --8<-- [end:settings]
 
 
@@ -64,6 +64,6 @@ def _one_line(error: ValidationError) -> str:
 def get_settings() -> Settings:
     """Load settings once; a bad value stops start-up with one readable line."""
     try:
-        return Settings()  # type: ignore[call-arg]  # values come from the environment
+        return Settings()  # values come from the environment
     except ValidationError as error:
         raise SystemExit(_one_line(error)) from None

@@ -15,7 +15,7 @@ def utcnow() -> datetime:
 def created_at_field() -> Any:
     return Field(
         default_factory=utcnow,
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         sa_column_kwargs={"server_default": func.now()},
     )
 
@@ -23,9 +23,11 @@ def created_at_field() -> Any:
 def updated_at_field() -> Any:
     return Field(
         default_factory=utcnow,
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         # Set in Python on every UPDATE the ORM issues, so the new value is known without a
         # refresh (a server-side onupdate would expire it, and reading it would lazy-load).
         sa_column_kwargs={"server_default": func.now(), "onupdate": utcnow},
     )
+
+
 # --8<-- [end:utcnow]

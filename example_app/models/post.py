@@ -33,4 +33,6 @@ class Post(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
     author: "User" = Relationship(back_populates="posts", sa_relationship_kwargs={"lazy": "raise"})
+
+
 # --8<-- [end:post_model]

@@ -34,4 +34,6 @@ class User(SQLModel, table=True):
         back_populates="author",
         sa_relationship_kwargs={"lazy": "raise", "passive_deletes": True},
     )
+
+
 # --8<-- [end:user_model]

@@ -34,4 +34,6 @@ async def health(db: SessionDep) -> HealthResponse | JSONResponse:
 def _unavailable(detail: str) -> JSONResponse:
     body = HealthResponse(status="error", database="unreachable", detail=detail)
     return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
 # --8<-- [end:health]
