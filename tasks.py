@@ -107,19 +107,61 @@ def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = 
     with _database():
         _alembic(c, "upgrade head")
         print(f"serving on http://{host}:{port}  (docs at /docs, health at /api/v1/health)", file=sys.stderr)
-        with contextlib.suppress(KeyboardInterrupt):
-            _run(
-                c,
-                f"{BIN}/uvicorn example_app.main:app --host {host} --port {port}"
-                + (" --reload" if reload else ""),
-                warn=True,
-            )
+        cmd = [str(BIN / "uvicorn"), "example_app.main:app", "--host", host, "--port", str(port)]
+        _run_until_signalled([*cmd, "--reload"] if reload else cmd)
+
+
+def _run_until_signalled(cmd: list[str]) -> None:
+    """Run a server in the foreground; Ctrl-C or SIGTERM stops it, then our finally blocks run."""
+    import signal
+
+    child = subprocess.Popen(cmd, cwd=ROOT)
+
+    def forward(signum: int, frame: object) -> None:
+        child.send_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                child.wait()
+                break
+            except KeyboardInterrupt:
+                child.send_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @task(help={"args": "extra pytest arguments, e.g. -k health or tests/test_health.py"})
 def test(c: Context, args: str = "") -> None:
-    """Run the whole test suite on a real PostgreSQL (and the strict docs build)."""
+    """Run the whole test suite on a real PostgreSQL (and the strict docs build), then `patterns`."""
     _run(c, f"{BIN}/pytest {args}")
+    if not args:  # a partial run says nothing about coverage
+        patterns(c)
+
+
+@task(help={"all_groups": "also fail on ML items without tests"})
+def patterns(c: Context, all_groups: bool = False) -> None:
+    """Table of PATTERNS.md items -> tests; fails when a required item has no test."""
+    from devtools.patterns import REQUIRED_GROUPS, coverage
+
+    cov = coverage()
+    width = max(len(i.text) for i in cov.items.values())
+    for item_id, item in cov.items.items():
+        tests = cov.tests[item_id]
+        shown = tests[0] + (f"  (+{len(tests) - 1})" if len(tests) > 1 else "") if tests else "-- no test --"
+        print(f"{item_id:5} {item.text[:60]:{min(width, 60)}}  {shown}")
+    groups = tuple({i.group for i in cov.items.values()}) if all_groups else REQUIRED_GROUPS
+    missing = cov.missing(groups)
+    covered = sum(1 for tests in cov.tests.values() if tests)
+    print(f"\n{covered}/{len(cov.items)} items have tests")
+    problems = []
+    if cov.unknown:
+        problems.append(f"marks naming no catalogue item: {', '.join(sorted(cov.unknown))}")
+    if missing:
+        problems.append(f"required items without a test: {', '.join(missing)}")
+    if problems:
+        sys.exit("; ".join(problems))
 
 
 # --- docs -------------------------------------------------------------------------------------
@@ -220,7 +262,7 @@ def reset(c: Context) -> None:
 
 
 db = Collection("db", upgrade, downgrade, revision, current, history, reset)
-ns = Collection(serve, test, docs, docs_build, lint, fmt, docker_image, db)
+ns = Collection(serve, test, patterns, docs, docs_build, lint, fmt, docker_image, db)
 
 
 if __name__ == "__main__":
