@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Text, text
+from sqlalchemy import Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -16,9 +16,15 @@ if TYPE_CHECKING:
 # --8<-- [start:post_model]
 class Post(SQLModel, table=True):
     __tablename__ = "posts"
+    # Newest-first listings and keyset pagination read this index (built CONCURRENTLY by a
+    # hand-written migration, as it would be on a live table).
+    __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=255)
+    # URL-friendly form of the title, set by the service (added by a data migration that
+    # backfilled the rows that already existed).
+    slug: str = Field(max_length=255)
     body: str = Field(sa_type=Text)
     # Deleting a user deletes their posts, in the database itself (no orphan rows, and no
     # need to load the posts first). Indexed: "posts of an author" is the common query.
