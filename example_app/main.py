@@ -5,7 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from example_app.api.routes import health
+from example_app.api.errors import register_error_handlers
+from example_app.api.routes import health, posts, users
 from example_app.core.config import get_settings
 from example_app.core.database import engine
 
@@ -21,6 +22,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 # --8<-- [end:lifespan]
 
 
+# --8<-- [start:app]
 settings = get_settings()
 app = FastAPI(title="fastapi-ml-guide reference app", debug=settings.DEBUG, lifespan=lifespan)
-app.include_router(health.router, prefix=settings.API_V1_PREFIX)
+register_error_handlers(app)
+for module in (health, users, posts):
+    app.include_router(module.router, prefix=settings.API_V1_PREFIX)  # /api/v1 + /users + /{id}
+# --8<-- [end:app]

@@ -7,6 +7,8 @@ from fastapi import Depends
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.database import SessionLocal
+from example_app.services.post import PostService
+from example_app.services.user import UserService
 
 
 # --8<-- [start:get_db]
@@ -17,3 +19,17 @@ async def get_db() -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 # --8<-- [end:get_db]
+
+
+# --8<-- [start:service_providers]
+def get_user_service(db: SessionDep) -> UserService:
+    return UserService(db)
+
+
+def get_post_service(db: SessionDep) -> PostService:
+    return PostService(db)
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+PostServiceDep = Annotated[PostService, Depends(get_post_service)]
+# --8<-- [end:service_providers]

@@ -1,0 +1,48 @@
+"""/api/v1/users: thin handlers; the rules live in UserService."""
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, status
+
+from example_app.api.dependencies import PostServiceDep, UserServiceDep
+from example_app.api.routes._params import Limit, Skip, UserId
+from example_app.models import Post, User
+from example_app.schemas.post import PostResponse
+from example_app.schemas.user import UserCreate, UserResponse, UserUpdate
+
+# --8<-- [start:users_router]
+# Paths have no trailing slash: the collection is /api/v1/users (prefixes stack).
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("", response_model=list[UserResponse])
+async def list_users(service: UserServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[User]:
+    return await service.list(skip=skip, limit=limit)
+
+
+@router.get("/{user_id}", response_model=UserResponse)
+async def get_user(user_id: UserId, service: UserServiceDep) -> User:
+    return await service.get(user_id)  # NotFoundError -> 404 "User 7 not found"
+
+
+@router.post("", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
+async def create_user(user_in: UserCreate, service: UserServiceDep) -> User:
+    return await service.create(user_in)  # ConflictError -> 409
+
+
+@router.patch("/{user_id}", response_model=UserResponse)
+async def update_user(user_id: UserId, user_in: UserUpdate, service: UserServiceDep) -> User:
+    return await service.update(user_id, user_in)
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(user_id: UserId, service: UserServiceDep) -> None:
+    await service.delete(user_id)
+# --8<-- [end:users_router]
+
+
+@router.get("/{user_id}/posts", response_model=list[PostResponse])
+async def list_user_posts(
+    user_id: UserId, service: PostServiceDep, skip: Skip = 0, limit: Limit = 20
+) -> Sequence[Post]:
+    return await service.list(skip=skip, limit=limit, author_id=user_id)

@@ -1,0 +1,50 @@
+"""API schemas for posts."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from example_app.schemas._fields import RejectExplicitNulls
+from example_app.schemas.user import UserResponse
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
+
+
+# --8<-- [start:post_schemas]
+class PostCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    body: Body
+    author_id: int = Field(gt=0)
+    tags: Tags = []
+
+
+class PostUpdate(RejectExplicitNulls, BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    body: Body | None = None
+    tags: Tags | None = None
+
+
+class PostResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    slug: str
+    body: str
+    tags: list[str]
+    author_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PostWithAuthor(PostResponse):
+    author: UserResponse  # loaded explicitly by the service (selectinload)
+# --8<-- [end:post_schemas]

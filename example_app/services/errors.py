@@ -1,0 +1,25 @@
+"""What services raise. HTTP knows nothing of these names: api/errors.py maps them to statuses."""
+
+from sqlalchemy.exc import IntegrityError
+
+
+class ServiceError(Exception):
+    """Base class; the message is safe to show to the client."""
+
+
+class NotFoundError(ServiceError):
+    def __init__(self, resource: str, resource_id: int) -> None:
+        super().__init__(f"{resource} {resource_id} not found")
+
+
+class ConflictError(ServiceError):
+    """The request is valid but collides with existing data (a duplicate email)."""
+
+
+class InvalidReferenceError(ServiceError):
+    """The request names a related row that does not exist (a post's author_id)."""
+
+
+def violated_constraint(error: IntegrityError) -> str | None:
+    """The name of the constraint PostgreSQL reported (asyncpg keeps it on the cause)."""
+    return getattr(error.orig.__cause__, "constraint_name", None) if error.orig else None
