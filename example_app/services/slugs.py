@@ -1,0 +1,25 @@
+"""URL slugs for posts.
+
+The same rule runs in SQL in the migration that backfilled `posts.slug` (revision "add posts
+slug"); a test checks that both give the same slug for the same title. The rule is ASCII-only
+on purpose: PostgreSQL's `lower()` and Python's `str.lower()` disagree on some non-ASCII letters
+(and `lower()` depends on the database's locale), so anything outside `[A-Za-z0-9]` becomes a
+separator in both.
+"""
+
+import re
+
+# --8<-- [start:slugify]
+SLUG_MAX_LENGTH = 255  # posts.slug is varchar(255)
+_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+
+
+def slugify(title: str, fallback: str) -> str:
+    """'Hello, World!' -> 'hello-world'; `fallback` when nothing of the title is left."""
+    slug = _SEPARATORS.sub("-", title).lower().strip("-")
+    # Cut to the column's size; the cut may end on a separator, which is trimmed too.
+    slug = slug[:SLUG_MAX_LENGTH].rstrip("-")
+    return slug or fallback
+
+
+# --8<-- [end:slugify]
