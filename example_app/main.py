@@ -9,13 +9,16 @@ from example_app.api.errors import register_error_handlers
 from example_app.api.routes import health, posts, users
 from example_app.core.config import get_settings
 from example_app.core.database import engine
+from example_app.models._time import utcnow
 
 
 # --8<-- [start:lifespan]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Start-up work goes here (the schema is Alembic's job, never create_all).
+    # Start-up work goes here: load models, warm caches (the schema is Alembic's job).
+    app.state.started_at = utcnow()
     yield
+    del app.state.started_at
     await engine.dispose()  # close pooled connections on shutdown
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
+from sqlalchemy import Result, text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,3 +18,16 @@ def alembic_config(database_url: str) -> Config:
     cfg.attributes["database_url"] = database_url
     cfg.attributes["configure_logger"] = False
     return cfg
+
+
+def path(name: str, **params: object) -> str:
+    """Paths come from the app's routes, never typed by hand (see E11)."""
+    from example_app.main import app  # imported late: settings exist once the server is up
+
+    return app.url_path_for(name, **params)
+
+
+async def sql(session: AsyncSession, statement: str, **params: object) -> Result[Any]:
+    """Raw SQL on the test's own connection (and transaction): what PostgreSQL really holds."""
+    connection = await session.connection()
+    return await connection.execute(text(statement), params)
