@@ -3,7 +3,7 @@
 import asyncio
 from logging.config import fileConfig
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
@@ -62,12 +62,15 @@ async def run_async_migrations() -> None:
 
 
 def run_migrations_online() -> None:
-    # A caller (pytest-alembic, a test) may pass its own connection.
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        do_run_migrations(connection)
-    else:
+    # A caller may pass its own connection (a test), or engine (pytest-alembic does).
+    connectable = config.attributes.get("connection")
+    if connectable is None:
         asyncio.run(run_async_migrations())
+    elif isinstance(connectable, Engine):
+        with connectable.connect() as connection:
+            do_run_migrations(connection)
+    else:
+        do_run_migrations(connectable)
 
 
 # --8<-- [end:online]
