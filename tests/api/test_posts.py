@@ -1,0 +1,142 @@
+"""/api/v1/posts over HTTP: the guide's second resource, with its foreign key and relationship."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tests.api.conftest import UserFactory
+from tests.support import path, sql
+
+
+async def make_post(client: AsyncClient, author_id: int, **fields: Any) -> dict[str, Any]:
+    body = {"title": "Hello, World!", "body": "First post.", "author_id": author_id, **fields}
+    response = await client.post(path("create_post"), json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+@pytest.mark.pattern("T05", "W07")
+async def test_create_post(client: AsyncClient, make_user: UserFactory) -> None:
+    author = await make_user()
+    post = await make_post(client, author["id"], tags=["ml", "db"])
+    assert post["author_id"] == author["id"]
+    assert post["slug"] == "hello-world"
+    assert post["tags"] == ["ml", "db"]
+
+
+@pytest.mark.pattern("M06", "E02")
+async def test_post_detail_embeds_its_author(client: AsyncClient, make_user: UserFactory) -> None:
+    author = await make_user(name="Grace")
+    post = await make_post(client, author["id"])
+    detail = (await client.get(path("get_post", post_id=post["id"]))).json()
+    assert detail["author"]["name"] == "Grace"
+    assert "hashed_password" not in detail["author"]
+
+
+@pytest.mark.pattern("MG05", "E25")
+async def test_unknown_author_is_422_and_nothing_is_written(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    response = await client.post(path("create_post"), json={"title": "t", "body": "b", "author_id": 987654})
+    assert response.status_code == 422
+    assert response.json() == {"detail": "author_id 987654 is not an existing user"}
+    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar() == 0
+
+
+async def test_posts_of_an_author(client: AsyncClient, make_user: UserFactory) -> None:
+    alice, bob = await make_user(), await make_user()
+    mine = [await make_post(client, alice["id"], title=f"Alice {i}") for i in range(3)]
+    await make_post(client, bob["id"])
+    listed = (await client.get(path("list_user_posts", user_id=alice["id"]))).json()
+    assert [p["id"] for p in listed] == [p["id"] for p in reversed(mine)]  # newest first
+    missing = await client.get(path("list_user_posts", user_id=999_999))
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "User 999999 not found"}
+
+
+async def test_deleting_a_user_deletes_their_posts(client: AsyncClient, make_user: UserFactory) -> None:
+    author = await make_user()
+    post = await make_post(client, author["id"])
+    assert (await client.delete(path("delete_user", user_id=author["id"]))).status_code == 204
+    assert (await client.get(path("get_post", post_id=post["id"]))).status_code == 404
+
+
+async def test_patch_post_renames_its_slug(client: AsyncClient, make_user: UserFactory) -> None:
+    author = await make_user()
+    post = await make_post(client, author["id"])
+    patched = await client.patch(path("update_post", post_id=post["id"]), json={"title": "Second Thoughts"})
+    assert patched.status_code == 200
+    assert patched.json()["slug"] == "second-thoughts"
+    assert patched.json()["body"] == post["body"]
+    assert patched.json()["updated_at"] > post["updated_at"]
+
+
+@pytest.mark.pattern("E07", "E08", "D04")
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": None},
+        {"body": None},
+        {"tags": None},
+        {"title": "x" * 256},
+        {"tags": ["t"] * 21},
+        {"author_id": 1},
+    ],
+)
+async def test_bad_patch_is_422(client: AsyncClient, make_user: UserFactory, body: dict[str, object]) -> None:
+    author = await make_user()
+    post = await make_post(client, author["id"])
+    response = await client.patch(path("update_post", post_id=post["id"]), json=body)
+    assert response.status_code == 422
+    unchanged = (await client.get(path("get_post", post_id=post["id"]))).json()
+    assert unchanged["title"] == post["title"]
+
+
+@pytest.mark.pattern("E08", "SC01")
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 256}, "title"),
+        ({"body": ""}, "body"),
+        ({"author_id": 0}, "author_id"),
+    ],
+)
+async def test_bad_create_is_422(
+    client: AsyncClient,
+    make_user: UserFactory,
+    db_session: AsyncSession,
+    change: dict[str, object],
+    field: str,
+) -> None:
+    author = await make_user()
+    body = {"title": "t", "body": "b", "author_id": author["id"], **change}
+    response = await client.post(path("create_post"), json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar() == 0
+
+
+async def test_delete_post(client: AsyncClient, make_user: UserFactory) -> None:
+    author = await make_user()
+    post = await make_post(client, author["id"])
+    assert (await client.delete(path("delete_post", post_id=post["id"]))).status_code == 204
+    assert (await client.delete(path("delete_post", post_id=post["id"]))).json() == {
+        "detail": f"Post {post['id']} not found"
+    }
+    assert (await client.get(path("get_user", user_id=author["id"]))).status_code == 200
+
+
+@pytest.mark.pattern("R02")
+async def test_post_pages_do_not_overlap(client: AsyncClient, make_user: UserFactory) -> None:
+    author = await make_user()
+    ids = {(await make_post(client, author["id"], title=f"p{i}"))["id"] for i in range(7)}
+    seen: list[int] = []
+    for skip in range(0, 8, 3):
+        page = (await client.get(path("list_posts"), params={"skip": skip, "limit": 3})).json()
+        seen += [p["id"] for p in page]
+    assert sorted(seen) == sorted(ids)  # every row exactly once, across pages
