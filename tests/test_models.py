@@ -120,7 +120,8 @@ async def test_relationship_loads_explicitly_and_lazy_loads_fail_loudly(db_sessi
 
     db_session.expunge_all()
     plain = (await db_session.exec(select(User))).one()
-    with pytest.raises(InvalidRequestError, match=re.escape("'User.posts' is not available due to lazy='raise'")):
+    lazy_load_refused = re.escape("'User.posts' is not available due to lazy='raise'")
+    with pytest.raises(InvalidRequestError, match=lazy_load_refused):
         _ = plain.posts
 
 

@@ -25,4 +25,6 @@ async def service_error_handler(request: Request, exc: Exception) -> JSONRespons
 
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error_handler)
+
+
 # --8<-- [end:error_statuses]

@@ -14,4 +14,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, hashed: str) -> bool:
     return _hasher.verify(password, hashed)
+
+
 # --8<-- [end:hashing]

@@ -29,4 +29,6 @@ class RejectExplicitNulls:
             if nulls:
                 raise ValueError(f"{', '.join(sorted(nulls))} cannot be null; leave the field out instead")
         return data
+
+
 # --8<-- [end:no_nulls]

@@ -47,4 +47,6 @@ class PostResponse(BaseModel):
 
 class PostWithAuthor(PostResponse):
     author: UserResponse  # loaded explicitly by the service (selectinload)
+
+
 # --8<-- [end:post_schemas]

@@ -33,4 +33,6 @@ class UserResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     # No password, no hash: this class is the only shape a user leaves the server in.
+
+
 # --8<-- [end:user_schemas]

@@ -70,4 +70,6 @@ class PostService:
         if result.rowcount == 0:
             raise NotFoundError("Post", post_id)
         await self.db.commit()
+
+
 # --8<-- [end:post_service]

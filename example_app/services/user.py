@@ -66,4 +66,6 @@ class UserService:
         if result.rowcount == 0:
             raise NotFoundError("User", user_id)
         await self.db.commit()
+
+
 # --8<-- [end:user_service]

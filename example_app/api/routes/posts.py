@@ -36,4 +36,6 @@ async def update_post(post_id: PostId, post_in: PostUpdate, service: PostService
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_post(post_id: PostId, service: PostServiceDep) -> None:
     await service.delete(post_id)
+
+
 # --8<-- [end:posts_router]

@@ -38,6 +38,8 @@ async def update_user(user_id: UserId, user_in: UserUpdate, service: UserService
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_user(user_id: UserId, service: UserServiceDep) -> None:
     await service.delete(user_id)
+
+
 # --8<-- [end:users_router]
 
 
