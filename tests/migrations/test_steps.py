@@ -1,0 +1,158 @@
+"""Step through the history one revision at a time, and check the schema after every step.
+
+What each revision declares is written out below, as the catalogues show it; after every
+`upgrade +1` and `downgrade -1` the live schema must equal the sum of the declarations so far.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
+
+import example_app.models  # noqa: F401  (registers the tables for the create_all comparison)
+from alembic import command
+from example_app.services.slugs import slugify
+from tests.migrations.conftest import NewDatabase
+from tests.migrations.schema import head, revisions, snapshot, sync_url, version
+from tests.support import alembic_config
+
+INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX = revisions()
+
+# What each revision adds to the schema (none of them removes anything on the way up).
+DECLARED: dict[str, set[str]] = {
+    INITIAL: set(),
+    USERS: {
+        "table users",
+        "column users.id integer NOT NULL DEFAULT nextval('users_id_seq'::regclass)",
+        "column users.email character varying(255) NOT NULL",
+        "column users.hashed_password character varying(255) NOT NULL",
+        "column users.name character varying(100) NOT NULL",
+        "column users.is_active boolean NOT NULL DEFAULT true",
+        "column users.created_at timestamp with time zone NOT NULL DEFAULT now()",
+        "column users.updated_at timestamp with time zone NOT NULL DEFAULT now()",
+        "constraint users pk_users PRIMARY KEY (id)",
+        "constraint users ck_users_email_lowercase CHECK (((email)::text = lower((email)::text)))",
+        "index CREATE UNIQUE INDEX pk_users ON public.users USING btree (id)",
+        "index CREATE UNIQUE INDEX ix_users_email ON public.users USING btree (email)",
+    },
+    POSTS: {
+        "table posts",
+        "column posts.id integer NOT NULL DEFAULT nextval('posts_id_seq'::regclass)",
+        "column posts.title character varying(255) NOT NULL",
+        "column posts.body text NOT NULL",
+        "column posts.author_id integer NOT NULL",
+        "column posts.tags jsonb NOT NULL DEFAULT '[]'::jsonb",
+        "column posts.created_at timestamp with time zone NOT NULL DEFAULT now()",
+        "column posts.updated_at timestamp with time zone NOT NULL DEFAULT now()",
+        "constraint posts pk_posts PRIMARY KEY (id)",
+        "constraint posts fk_posts_author_id_users "
+        "FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE",
+        "index CREATE UNIQUE INDEX pk_posts ON public.posts USING btree (id)",
+        "index CREATE INDEX ix_posts_author_id ON public.posts USING btree (author_id)",
+    },
+    POSTS_SLUG: {"column posts.slug character varying(255) NOT NULL"},
+    POSTS_CREATED_AT_INDEX: {
+        "index CREATE INDEX ix_posts_created_at_id ON public.posts USING btree (created_at, id)",
+    },
+}
+
+
+def schema_at(revision: str) -> set[str]:
+    """The schema a database must have at `revision`: every declaration up to it."""
+    history = revisions()
+    return set().union(*(DECLARED[rev] for rev in history[: history.index(revision) + 1]))
+
+
+def test_every_revision_is_declared_here() -> None:
+    # A new revision must say what it does in DECLARED, or the step tests would not see it.
+    assert list(DECLARED) == revisions()
+
+
+# --8<-- [start:step_by_step]
+@pytest.mark.pattern("MG03", "MG04", "D09", "MG05")
+def test_upgrade_plus_one_then_downgrade_minus_one(cfg: Config, scratch_engine: Engine) -> None:
+    for revision in revisions():
+        command.upgrade(cfg, "+1")
+        assert version(scratch_engine) == revision
+        assert snapshot(scratch_engine) == schema_at(revision)
+    for previous in reversed(revisions()[:-1]):
+        command.downgrade(cfg, "-1")
+        assert version(scratch_engine) == previous
+        assert snapshot(scratch_engine) == schema_at(previous)
+    command.downgrade(cfg, "-1")
+    assert version(scratch_engine) is None
+    assert snapshot(scratch_engine) == set()
+
+
+# --8<-- [end:step_by_step]
+
+
+@pytest.mark.pattern("MG04", "MG05")
+def test_downgrade_to_a_revision_by_id(cfg: Config, scratch_engine: Engine) -> None:
+    command.upgrade(cfg, "head")
+    command.downgrade(cfg, USERS)  # `alembic downgrade 482500eb8bf1`: posts and its index go
+    assert version(scratch_engine) == USERS
+    assert snapshot(scratch_engine) == schema_at(USERS)
+    command.upgrade(cfg, POSTS)  # `alembic upgrade <rev>` stops there, not at head
+    assert version(scratch_engine) == POSTS
+    assert snapshot(scratch_engine) == schema_at(POSTS)
+
+
+@pytest.mark.pattern("W02", "D08", "DB03")
+def test_head_schema_equals_the_models(new_database: NewDatabase) -> None:
+    """Migrations to head build exactly what the models describe (as create_all would)."""
+    migrated_url, created_url = new_database(), new_database()
+    command.upgrade(alembic_config(migrated_url), "head")
+    migrated, created = (
+        create_engine(sync_url(url), poolclass=NullPool) for url in (migrated_url, created_url)
+    )
+    try:
+        SQLModel.metadata.create_all(created)
+        assert snapshot(migrated) == snapshot(created) == schema_at(head())
+    finally:
+        migrated.dispose()
+        created.dispose()
+
+
+def _rows(engine: Engine, sql: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(text(sql)).mappings()]
+
+
+@pytest.mark.pattern("D09", "MG04")
+def test_data_survives_a_round_trip_of_a_revision_that_does_not_touch_it(
+    cfg: Config, scratch_engine: Engine
+) -> None:
+    command.upgrade(cfg, "head")
+    with scratch_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (email, hashed_password, name) VALUES "
+                "('ada@example.com', 'x', 'Ada'), ('alan@example.com', 'y', 'Alan')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO posts (title, slug, body, author_id, tags) "
+                "SELECT 'Notes on the ' || name || ' engine', 'to-be-recomputed', 'body', id, '[\"ml\"]' "
+                "FROM users"
+            )
+        )
+    users = _rows(scratch_engine, "SELECT * FROM users ORDER BY id")
+    posts = _rows(scratch_engine, "SELECT * FROM posts ORDER BY id")
+    without_slug = [{column: value for column, value in post.items() if column != "slug"} for post in posts]
+
+    command.downgrade(cfg, POSTS)  # undoes the slug and the index revisions
+    assert _rows(scratch_engine, "SELECT * FROM users ORDER BY id") == users
+    assert _rows(scratch_engine, "SELECT * FROM posts ORDER BY id") == without_slug
+
+    command.upgrade(cfg, "head")
+    assert _rows(scratch_engine, "SELECT * FROM users ORDER BY id") == users
+    again = _rows(scratch_engine, "SELECT id, title, slug FROM posts ORDER BY id")
+    assert [p["slug"] for p in again] == [slugify(p["title"], f"post-{p['id']}") for p in again]
+    assert [p["slug"] for p in again] == ["notes-on-the-ada-engine", "notes-on-the-alan-engine"]
