@@ -68,6 +68,7 @@ def schema_at(revision: str) -> set[str]:
     return set().union(*(DECLARED[rev] for rev in history[: history.index(revision) + 1]))
 
 
+@pytest.mark.pattern("MG03")
 def test_every_revision_is_declared_here() -> None:
     # A new revision must say what it does in DECLARED, or the step tests would not see it.
     assert list(DECLARED) == revisions()
