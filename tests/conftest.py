@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
 from devtools.postgres_provider import PostgresServer, ProviderError, provide
-from tests.support import alembic_config
+from tests.support import NO_SECRETS, alembic_config
 
 _servers = contextlib.ExitStack()
 _server: PostgresServer | None = None
@@ -109,7 +109,9 @@ async def client(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
     try:
         async with (
             LifespanManager(app) as manager,
-            AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://test") as http,
+            AsyncClient(
+                transport=ASGITransport(app=manager.app), base_url="http://test", event_hooks=NO_SECRETS
+            ) as http,
         ):
             yield http
     finally:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
+from httpx import Response
 from sqlalchemy import Result, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,3 +33,22 @@ async def sql(session: AsyncSession, statement: str, **params: object) -> Result
     """Raw SQL on the test's own connection (and transaction): what PostgreSQL really holds."""
     connection = await session.connection()
     return await connection.execute(text(statement), params)
+
+
+SECRET_MARKERS = re.compile(r"hashed_password|\$argon2|\$2[aby]\$")
+
+
+def assert_no_secrets(text: str) -> None:
+    """No password hash (nor the column's name) in what the server sent out."""
+    found = SECRET_MARKERS.search(text)
+    assert found is None, f"secret leaked to a client: {found.group(0)!r} in {text[:200]!r}"
+
+
+async def check_response_for_secrets(response: Response) -> None:
+    """httpx response hook used by every test client of the suite."""
+    await response.aread()
+    assert_no_secrets(response.text)
+
+
+# Every test client of the suite fails a request whose response carries a hash (D03).
+NO_SECRETS: dict[str, list[Any]] = {"response": [check_response_for_secrets]}

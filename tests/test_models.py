@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError, StatementError
@@ -14,18 +15,23 @@ from example_app.models import Post, User
 from tests.support import sql
 
 
-async def columns(session: AsyncSession, table: str) -> dict[str, tuple[str, int | None, str]]:
+def user_id(user: User) -> int:
+    assert user.id is not None
+    return user.id
+
+
+async def columns(session: AsyncSession, table: str) -> dict[str, tuple[Any, ...]]:
     rows = await sql(
         session,
         "SELECT column_name, data_type, character_maximum_length, is_nullable "
         "FROM information_schema.columns WHERE table_name = :t",
         t=table,
     )
-    return {name: (dtype, length, nullable) for name, dtype, length, nullable in rows}
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def new_user(**fields: object) -> User:
-    values: dict[str, object] = {"email": "m@example.com", "hashed_password": "x", "name": "M"}
+def new_user(**fields: Any) -> User:
+    values: dict[str, Any] = {"email": "m@example.com", "hashed_password": "x", "name": "M"}
     return User(**(values | fields))
 
 
@@ -55,7 +61,7 @@ async def test_user_is_a_reserved_word_in_postgres(db_session: AsyncSession) -> 
 async def test_email_has_a_unique_index(db_session: AsyncSession) -> None:
     indexdef = (
         await sql(db_session, "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_users_email'")
-    ).scalar()
+    ).scalar_one()
     assert indexdef == "CREATE UNIQUE INDEX ix_users_email ON public.users USING btree (email)"
     db_session.add(new_user())
     await db_session.flush()
@@ -88,7 +94,7 @@ async def test_timestamps_are_aware_utc(db_session: AsyncSession) -> None:
     user = new_user()
     db_session.add(user)
     await db_session.commit()
-    stored = (await sql(db_session, "SELECT created_at FROM users WHERE id = :id", id=user.id)).scalar()
+    stored = (await sql(db_session, "SELECT created_at FROM users WHERE id = :id", id=user.id)).scalar_one()
     assert stored.tzinfo is not None
     assert stored.utcoffset().total_seconds() == 0
     assert abs((datetime.now(UTC) - stored).total_seconds()) < 60
@@ -111,7 +117,7 @@ async def test_relationship_loads_explicitly_and_lazy_loads_fail_loudly(db_sessi
     user = new_user()
     db_session.add(user)
     await db_session.flush()
-    db_session.add(Post(title="T", slug="t", body="B", author_id=user.id))
+    db_session.add(Post(title="T", slug="t", body="B", author_id=user_id(user)))
     await db_session.commit()
     db_session.expunge_all()
 
@@ -133,8 +139,8 @@ async def test_tags_are_jsonb_and_queryable(db_session: AsyncSession) -> None:
     await db_session.flush()
     db_session.add_all(
         [
-            Post(title="a", slug="a", body="b", author_id=user.id, tags=["ml", "db"]),
-            Post(title="b", slug="b", body="b", author_id=user.id, tags=["web"]),
+            Post(title="a", slug="a", body="b", author_id=user_id(user), tags=["ml", "db"]),
+            Post(title="b", slug="b", body="b", author_id=user_id(user), tags=["web"]),
         ]
     )
     await db_session.flush()

@@ -11,7 +11,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support import path
+from tests.support import NO_SECRETS, path
 
 UserFactory = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -42,7 +42,9 @@ async def live_client(engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
     try:
         async with (
             LifespanManager(app) as manager,
-            AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://live") as http,
+            AsyncClient(
+                transport=ASGITransport(app=manager.app), base_url="http://live", event_hooks=NO_SECRETS
+            ) as http,
         ):
             yield http
     finally:

@@ -44,7 +44,7 @@ async def test_unknown_author_is_422_and_nothing_is_written(
     response = await client.post(path("create_post"), json={"title": "t", "body": "b", "author_id": 987654})
     assert response.status_code == 422
     assert response.json() == {"detail": "author_id 987654 is not an existing user"}
-    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar() == 0
+    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar_one() == 0
 
 
 async def test_posts_of_an_author(client: AsyncClient, make_user: UserFactory) -> None:
@@ -118,7 +118,7 @@ async def test_bad_create_is_422(
     response = await client.post(path("create_post"), json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", field]
-    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar() == 0
+    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar_one() == 0
 
 
 async def test_delete_post(client: AsyncClient, make_user: UserFactory) -> None:

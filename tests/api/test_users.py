@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,7 +53,7 @@ async def test_password_is_stored_as_an_argon2_hash(client: AsyncClient, db_sess
     created = (await client.post(path("create_user"), json=NEW_USER)).json()
     stored = (
         await sql(db_session, "SELECT hashed_password FROM users WHERE id = :id", id=created["id"])
-    ).scalar()
+    ).scalar_one()
     assert stored != NEW_USER["password"]
     assert stored.startswith("$argon2id$")
     assert verify_password(NEW_USER["password"], stored)
@@ -96,7 +98,7 @@ async def test_invalid_create_is_422_naming_the_field(
     response = await client.post(path("create_user"), json={**NEW_USER, **change})
     assert response.status_code == 422
     assert field in {str(part) for error in response.json()["detail"] for part in error["loc"]}
-    assert (await sql(db_session, "SELECT count(*) FROM users")).scalar() == 0  # nothing written
+    assert (await sql(db_session, "SELECT count(*) FROM users")).scalar_one() == 0  # nothing written
 
 
 @pytest.mark.pattern("SC01")
@@ -183,7 +185,7 @@ async def test_list_is_ordered_and_paged(client: AsyncClient, make_user: UserFac
     "params",
     [{"limit": -1}, {"limit": 0}, {"limit": 10_000}, {"skip": -1}, {"limit": "ten"}, {"skip": 2**31}],
 )
-async def test_list_rejects_bad_paging_with_422(client: AsyncClient, params: dict[str, object]) -> None:
+async def test_list_rejects_bad_paging_with_422(client: AsyncClient, params: dict[str, Any]) -> None:
     response = await client.get(path("list_users"), params=params)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][0] == "query"

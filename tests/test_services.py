@@ -1,0 +1,104 @@
+"""The service layer on its own, on a rolled-back session (no HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from example_app.schemas.user import UserCreate, UserUpdate
+from example_app.services.errors import ConflictError, NotFoundError
+from example_app.services.user import UserService
+from tests.support import sql
+
+
+def user_in(email: str = "svc@example.com") -> UserCreate:
+    return UserCreate(email=email, password="long enough", name="Service")
+
+
+# --8<-- [start:test_service]
+@pytest.mark.pattern("SV01", "W05")
+async def test_create_and_find_by_email(db_session: AsyncSession) -> None:
+    service = UserService(db_session)
+    created = await service.create(user_in("Svc@Example.com"))
+    assert created.id is not None
+    found = await service.get_by_email("SVC@example.com")
+    assert found is not None
+    assert found.id == created.id
+    assert await service.get_by_email("nobody@example.com") is None
+
+
+# --8<-- [end:test_service]
+
+
+@pytest.mark.pattern("SV01", "W05")
+async def test_get_unknown_raises_not_found(db_session: AsyncSession) -> None:
+    with pytest.raises(NotFoundError, match="User 5 not found"):
+        await UserService(db_session).get(5)
+
+
+@pytest.mark.pattern("SV03", "E05")
+async def test_a_failed_create_leaves_nothing_behind(db_session: AsyncSession) -> None:
+    service = UserService(db_session)
+    await service.create(user_in())
+    with pytest.raises(ConflictError):
+        await service.create(user_in())
+    count = await sql(db_session, "SELECT count(*) FROM users")
+    assert count.scalar_one() == 1
+    # The session is usable again: the failed transaction was rolled back, not left aborted.
+    await service.create(user_in("other@example.com"))
+
+
+@pytest.mark.pattern("SV03", "E05")
+async def test_race_past_the_pre_check_is_still_a_conflict(
+    db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulate the race: the pre-check sees no user, but the unique index does."""
+    service = UserService(db_session)
+    await service.create(user_in())
+
+    async def nobody(email: str) -> None:
+        return None
+
+    monkeypatch.setattr(service, "get_by_email", nobody)
+    with pytest.raises(ConflictError, match="already exists"):
+        await service.create(user_in())
+
+
+@pytest.mark.pattern("SV03", "E31")
+async def test_update_commits_only_the_given_fields(db_session: AsyncSession) -> None:
+    service = UserService(db_session)
+    user = await service.create(user_in())
+    before = user.updated_at
+    updated = await service.update(user.id or 0, UserUpdate(is_active=False))
+    assert (updated.is_active, updated.name) == (False, "Service")
+    assert updated.updated_at > before
+    row = await sql(db_session, "SELECT is_active FROM users WHERE id = :id", id=user.id)
+    assert row.scalar_one() is False
+
+
+@pytest.mark.pattern("SV02")
+async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession) -> None:
+    """Overriding the provider swaps the service for every route that uses it."""
+    from asgi_lifespan import LifespanManager
+    from httpx import ASGITransport, AsyncClient
+
+    from example_app.api.dependencies import get_user_service
+    from example_app.main import app
+    from example_app.models import User
+    from tests.support import path
+
+    class ReadOnlyUsers(UserService):
+        async def create(self, data: UserCreate) -> User:
+            raise ConflictError("read-only today")
+
+    app.dependency_overrides[get_user_service] = lambda: ReadOnlyUsers(db_session)
+    try:
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c,
+        ):
+            response = await c.post(path("create_user"), json=user_in().model_dump())
+    finally:
+        app.dependency_overrides.clear()
+    assert response.status_code == 409
+    assert response.json() == {"detail": "read-only today"}
