@@ -4,6 +4,7 @@ import asyncio
 from logging.config import fileConfig
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
@@ -56,9 +57,17 @@ def do_run_migrations(connection: Connection) -> None:
 # --8<-- [start:online]
 async def run_async_migrations() -> None:
     engine = create_async_engine(database_url(), poolclass=NullPool)
-    async with engine.connect() as connection:
+    try:
+        connection = await engine.connect()
+    except (OSError, DBAPIError) as exc:  # server down, wrong port, missing database, bad password
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        where = engine.url.render_as_string(hide_password=True)
+        raise SystemExit(f"alembic: cannot connect to {where}: {reason}") from None
+    try:
         await connection.run_sync(do_run_migrations)
-    await engine.dispose()
+    finally:
+        await connection.close()
+        await engine.dispose()
 
 
 def run_migrations_online() -> None:

@@ -1,0 +1,92 @@
+"""The app as deployed (its own engine and pool, real commits), under concurrent load."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from example_app.services import user as user_service
+from tests.support import path
+
+
+@pytest.fixture
+def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | None]]:
+    """Records each time a create reached the unique index (i.e. lost the race)."""
+    seen: list[str | None] = []
+    original = user_service.violated_constraint
+
+    def spy(error: object) -> str | None:
+        name = original(error)  # type: ignore[arg-type]
+        seen.append(name)
+        return name
+
+    monkeypatch.setattr(user_service, "violated_constraint", spy)
+    yield seen
+
+
+# --8<-- [start:test_concurrent_duplicates]
+@pytest.mark.pattern("E05", "R04")
+async def test_concurrent_duplicate_emails_give_one_201_and_409s(
+    live_client: AsyncClient, integrity_errors: list[str | None]
+) -> None:
+    body = {"email": "race@example.com", "password": "long enough", "name": "Racer"}
+    responses = await asyncio.gather(*(live_client.post(path("create_user"), json=body) for _ in range(16)))
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 409: 15}  # never a 500
+    # The race really happened: some requests passed the pre-check and met the unique index.
+    assert integrity_errors
+    assert set(integrity_errors) == {"ix_users_email"}
+
+
+# --8<-- [end:test_concurrent_duplicates]
+
+
+@pytest.mark.pattern("D05")
+async def test_no_connection_is_left_idle_in_transaction(
+    live_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    created = await live_client.post(
+        path("create_user"), json={"email": "tx@example.com", "password": "long enough", "name": "Tx"}
+    )
+    user_id = created.json()["id"]
+    for response in await asyncio.gather(
+        live_client.get(path("get_user", user_id=user_id)),
+        live_client.get(path("get_user", user_id=424242)),  # 404 path
+        live_client.post(
+            path("create_user"), json={"email": "tx@example.com", "password": "long enough", "name": "T"}
+        ),
+        live_client.patch(path("update_user", user_id=user_id), json={"name": None}),  # 422 path
+        live_client.post(path("create_post"), json={"title": "t", "body": "b", "author_id": 999_999}),
+        live_client.get(path("list_users")),
+    ):
+        assert response.status_code < 500
+    async with engine.connect() as conn:
+        stuck = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+            )
+        )
+    assert stuck == 0
+
+
+@pytest.mark.pattern("D07", "E30")
+async def test_concurrency_above_the_pool_size_queues_instead_of_failing(live_client: AsyncClient) -> None:
+    from example_app.core.config import get_settings
+    from example_app.core.database import engine as app_engine
+
+    settings = get_settings()
+    capacity = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+    created = await live_client.post(
+        path("create_user"), json={"email": "pool@example.com", "password": "long enough", "name": "P"}
+    )
+    url = path("get_user", user_id=created.json()["id"])
+    responses = await asyncio.gather(*(live_client.get(url) for _ in range(capacity * 3)))
+    assert {r.status_code for r in responses} == {200}
+    assert app_engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # nothing leaked
