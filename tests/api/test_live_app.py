@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from httpx import AsyncClient
@@ -16,7 +15,7 @@ from tests.support import path
 
 
 @pytest.fixture
-def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | None]]:
+def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """Records each time a create reached the unique index (i.e. lost the race)."""
     seen: list[str | None] = []
     original = user_service.violated_constraint
@@ -27,7 +26,7 @@ def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | Non
         return name
 
     monkeypatch.setattr(user_service, "violated_constraint", spy)
-    yield seen
+    return seen
 
 
 # --8<-- [start:test_concurrent_duplicates]
