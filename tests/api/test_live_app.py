@@ -10,6 +10,7 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from example_app.services import errors
 from example_app.services import user as user_service
 from tests.support import path
 
@@ -18,7 +19,7 @@ from tests.support import path
 def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """Records each time a create reached the unique index (i.e. lost the race)."""
     seen: list[str | None] = []
-    original = user_service.violated_constraint
+    original = errors.violated_constraint
 
     def spy(error: object) -> str | None:
         name = original(error)  # type: ignore[arg-type]
