@@ -1,0 +1,103 @@
+"""Autogenerate from the models, as `alembic revision --autogenerate -m "add <feature> table"` does.
+
+A new feature's model exists only in a subprocess (so this process's SQLModel.metadata stays
+the project's), and the revision is written into a copy of alembic/: the repository is never
+changed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from alembic import command
+from tests.migrations.conftest import NewDatabase
+from tests.migrations.schema import head, sync_url, version
+from tests.migrations.workspace import config, copy_alembic, run, versions
+from tests.support import ROOT
+
+# The new feature, step 1 of the workflow: a model module. Step 2 runs autogenerate with the
+# project's env.py, template and ini (here: their copies).
+NEW_FEATURE = """
+import sys
+
+from sqlmodel import Field, SQLModel
+
+import example_app.models  # noqa: F401  (the project's tables)
+from alembic import command
+from alembic.config import Config
+
+
+class Experiment(SQLModel, table=True):
+    __tablename__ = "experiments"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, index=True)
+    owner_id: int = Field(foreign_key="users.id")
+
+
+cfg = Config(sys.argv[1])
+cfg.attributes["database_url"] = sys.argv[2]
+command.revision(cfg, message="add experiments table", autogenerate=True)
+"""
+
+
+def upgrade_body(source: str) -> str:
+    return source.split("def upgrade() -> None:", 1)[1].split("def downgrade() -> None:", 1)[0]
+
+
+# --8<-- [start:autogenerate_test]
+@pytest.mark.pattern("W03", "MG01", "E18")
+def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
+    tmp_path: Path, new_database: NewDatabase
+) -> None:
+    repository_versions = versions(ROOT / "alembic")
+    ini = copy_alembic(tmp_path)
+    scratch = new_database()
+    command.upgrade(config(ini, scratch), "head")  # autogenerate compares with an up-to-date database
+
+    run([sys.executable, "-c", NEW_FEATURE, str(ini), scratch], scratch)
+
+    [generated] = set(versions(tmp_path / "alembic")) - set(repository_versions)
+    assert generated.endswith("_add_experiments_table.py")
+    source = (tmp_path / "alembic" / "versions" / generated).read_text()
+    # str fields become SQLModel's AutoString: the file needs `import sqlmodel` (the template has it)
+    assert "sqlmodel.sql.sqltypes.AutoString(length=100)" in source
+    assert "\nimport sqlmodel.sql.sqltypes" in source
+    assert f"down_revision: str | Sequence[str] | None = {head()!r}" in source  # on top of ours
+    # Only the new table: no other difference between the models and the migrations.
+    assert set(re.findall(r"op\.(\w+)\(", upgrade_body(source))) == {"create_table", "create_index", "f"}
+    for name in ("pk_experiments", "fk_experiments_owner_id_users", "ix_experiments_name"):
+        assert f'op.f("{name}")' in source  # names from the naming convention
+
+    # The generated revision builds the whole schema on an empty database.
+    empty = new_database()
+    command.upgrade(config(ini, empty), "head")
+    engine = create_engine(sync_url(empty), poolclass=NullPool)
+    try:
+        assert version(engine) == generated.split("_")[1]
+        with engine.connect() as conn:
+            name_type = conn.scalar(
+                text(
+                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = 'experiments'::regclass AND attname = 'name'"
+                )
+            )
+        assert name_type == "character varying(100)"
+    finally:
+        engine.dispose()
+
+    # The guide's template did not import sqlmodel: the same file then fails to load.
+    path = tmp_path / "alembic" / "versions" / generated
+    path.write_text(source.replace("\nimport sqlmodel.sql.sqltypes", "\n"))
+    with pytest.raises(NameError, match="name 'sqlmodel' is not defined"):
+        command.upgrade(config(ini, new_database()), "head")
+
+    assert versions(ROOT / "alembic") == repository_versions  # the repository is untouched
+
+
+# --8<-- [end:autogenerate_test]

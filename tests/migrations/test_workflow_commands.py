@@ -1,0 +1,79 @@
+"""The guide's "Database workflow" commands, run as a reader runs them, on a scratch database."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+from alembic.config import Config
+from sqlalchemy import Engine, text
+
+from alembic import command
+from tests.migrations.schema import head, revisions, snapshot, sync_url, version
+from tests.migrations.workspace import alembic, task
+
+USERS, POSTS, POSTS_SLUG = revisions()[1:4]
+
+
+@pytest.mark.pattern("MG06")
+def test_current_and_history_name_the_head(cfg: Config, scratch_url: str) -> None:
+    command.upgrade(cfg, "head")
+    # `alembic current`, plain and through the task (which adds --verbose)
+    assert alembic(["current"], scratch_url).stdout.strip() == f"{head()} (head)"
+    assert f"Rev: {head()} (head)" in task("db.current", scratch_url).stdout
+    history = task("db.history", scratch_url).stdout.splitlines()
+    assert history[0] == f"{POSTS_SLUG} -> {head()} (head) (current), add posts created_at index concurrently"
+    assert history[-1] == f"<base> -> {revisions()[0]}, initial empty schema"
+    assert len(history) == len(revisions())
+
+
+@pytest.mark.pattern("TS04", "D09")
+def test_development_reset_rebuilds_an_empty_schema(
+    cfg: Config, scratch_url: str, scratch_engine: Engine
+) -> None:
+    command.upgrade(cfg, "head")
+    with scratch_engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (email, hashed_password, name) VALUES ('a@x.org', 'x', 'A')"))
+    schema = snapshot(scratch_engine)
+
+    task("db.reset", scratch_url)  # alembic downgrade base && alembic upgrade head
+
+    assert version(scratch_engine) == head()
+    assert snapshot(scratch_engine) == schema
+    with scratch_engine.connect() as conn:  # a reset is for development: the data is gone
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 0
+
+
+# --8<-- [start:offline_sql]
+@pytest.mark.pattern("MG07", "E19")
+def test_offline_sql_for_the_pending_range_only(
+    cfg: Config, scratch_url: str, scratch_engine: Engine
+) -> None:
+    command.upgrade(cfg, POSTS)  # part-way: two revisions pending
+
+    # The guide's `alembic upgrade head --sql` does not look at the database: it starts at base.
+    from_base = alembic(["upgrade", "head", "--sql"], scratch_url).stdout
+    assert "CREATE TABLE users" in from_base
+    assert "CREATE TABLE posts" in from_base
+
+    # The pending range is <current>:head.
+    current = alembic(["current"], scratch_url).stdout.split()[0]
+    assert current == POSTS
+    pending = alembic(["upgrade", f"{current}:head", "--sql"], scratch_url).stdout
+    assert "CREATE TABLE" not in pending
+    assert "ALTER TABLE posts ADD COLUMN IF NOT EXISTS slug VARCHAR(255)" in pending
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_posts_created_at_id" in pending
+    assert f"UPDATE alembic_version SET version_num='{head()}'" in pending
+    assert version(scratch_engine) == POSTS  # --sql never touches the database
+    # --8<-- [end:offline_sql]
+
+    # And the script does the job: run statement by statement (as psql would), the database
+    # reaches head with no drift from the models.
+    with psycopg.connect(sync_url(scratch_url).replace("+psycopg", ""), autocommit=True) as conn:
+        for statement in re.split(r";\s*\n", pending):
+            sql = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+            if sql:
+                conn.execute(sql)
+    assert version(scratch_engine) == head()
+    command.check(cfg)
