@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from alembic import command
-from alembic.script import ScriptDirectory
 from tests.migrations.conftest import NewDatabase
 from tests.migrations.schema import head, sync_url, version
 from tests.migrations.workspace import config, copy_alembic, run, versions
