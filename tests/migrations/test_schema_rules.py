@@ -72,9 +72,9 @@ def test_constraint_and_index_names_are_the_conventions(cfg: Config, scratch_eng
     assert live - {"alembic_version_pkc"} == CONVENTION_NAMES
     # The models agree: the convention derives the same names from the metadata.
     declared = {
-        str(item.name)
+        str(name)
         for table in SQLModel.metadata.sorted_tables
-        for item in [*table.constraints, *table.indexes]
+        for name in [*(c.name for c in table.constraints), *(i.name for i in table.indexes)]
     }
     assert declared == CONVENTION_NAMES
 
