@@ -1,26 +1,97 @@
-"""The guide builds strictly: a missing snippet file or section, a broken link or anchor fails."""
+"""The guide builds strictly, and every link and anchor of the built site resolves.
+
+`mkdocs build --strict` fails on a missing snippet file or section, a broken link or anchor
+between pages, a page missing from the nav, and the hooks' own warnings (a pattern ID that is
+not in the catalogue, a `[[tests ID]]` with no test). lychee then checks the HTML it produced,
+offline: every link and `#fragment`, including the ones the theme and the hooks wrote.
+"""
 
 from __future__ import annotations
 
 import html as html_module
 import re
 import subprocess
-import sys
 from pathlib import Path
 
+from devtools.docs_source import page_includes
+from devtools.patterns import load_catalogue
+from tests.docs.conftest import BuiltSite
 from tests.support import ROOT
 
+LYCHEE = [
+    str(ROOT / "venv" / "bin" / "lychee"),
+    "--offline",
+    "--no-progress",
+    "--include-fragments",
+    "--index-files",
+    "index.html",
+]
 
-def test_mkdocs_strict_build(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT,
+
+def _text(path: Path) -> str:
+    return html_module.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+def test_strict_build_includes_the_live_code(built_site: BuiltSite) -> None:
+    index = _text(built_site.site / "index.html")
+    assert "async def health(db: SessionDep)" in index  # a snippet of example_app/ was included
+    for page in built_site.site.rglob("*.html"):
+        assert "--8<--" not in page.read_text(encoding="utf-8"), page  # no include left unexpanded
+        assert "[[tests" not in page.read_text(encoding="utf-8"), page
+
+
+def test_pattern_index_has_a_row_per_catalogue_item(built_site: BuiltSite) -> None:
+    html = (built_site.site / "pattern-index" / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<span id="([A-Z]{1,2}\d{2})"></span>', html)
+    assert rows == list(load_catalogue())
+
+
+def test_every_included_file_has_a_full_file_page(built_site: BuiltSite) -> None:
+    files = {inc.path for includes in page_includes().values() for inc in includes}
+    assert files
+    for path in files:
+        page = built_site.site / "source" / path / "index.html"
+        assert page.exists(), path
+        body = _text(page)
+        first_line = next(line for line in (ROOT / path).read_text().splitlines() if line.strip())
+        assert first_line.strip() in body
+
+
+def _lychee(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LYCHEE, "--root-dir", str(root), f"{root}/**/*.html"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=120,
     )
-    assert result.returncode == 0, result.stderr
-    html = (tmp_path / "site" / "index.html").read_text()
-    text = html_module.unescape(re.sub(r"<[^>]+>", "", html))
-    assert "async def health(db: SessionDep)" in text  # the snippet was included
-    assert "--8<--" not in text
+
+
+def test_every_link_and_anchor_of_the_built_site_resolves(built_site: BuiltSite) -> None:
+    result = _lychee(built_site.www)
+    assert result.returncode == 0, result.stdout + result.stderr
+    checked = re.search(r"(\d+) OK", result.stdout + result.stderr)
+    assert checked is not None
+    assert int(checked[1]) > 500  # it really looked at the site's links
+
+
+def test_the_link_check_catches_a_broken_link_and_a_broken_anchor(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "index.html").write_text('<h1 id="here">A</h1><a href="../b/">b</a>')
+    links = '<a href="a/#here">ok</a> <a href="a/#gone">bad anchor</a> <a href="c/">bad page</a>'
+    (tmp_path / "index.html").write_text(links)
+    result = _lychee(tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "#gone" in output
+    assert "/b" in output
+    assert "/c" in output
+    assert "#here" not in output
+
+
+def test_pages_workflow_builds_strictly_checks_links_and_deploys_main() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "docs.yml").read_text()
+    assert "mkdocs build --strict" in workflow
+    assert " ".join(["lychee", *LYCHEE[1:]]) in workflow
+    deploy = workflow[workflow.index("\n  deploy:") :]
+    assert "github.ref == 'refs/heads/main'" in deploy
+    assert "uses: actions/deploy-pages@" in deploy

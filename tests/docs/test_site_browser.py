@@ -1,0 +1,205 @@
+"""The built guide in a real browser: Debian's headless Chromium, driven by Playwright.
+
+The site is served on 127.0.0.1 by a thread of this process. No browser is downloaded:
+Playwright launches /usr/bin/chromium (CI installs it with apt), and the site asks for nothing
+beyond its own files (a request elsewhere fails the page test).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from devtools.docs_source import Include, page_includes, section_text
+from devtools.patterns import load_catalogue
+from tests.docs.conftest import BuiltSite
+from tests.support import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _new_context(browser: Browser, site_url: str) -> BrowserContext:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    origin = "{0.scheme}://{0.netloc}".format(urlparse(site_url))
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+    context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture
+def context(browser: Browser, site_url: str) -> Iterator[BrowserContext]:
+    context = _new_context(browser, site_url)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def page_urls(built_site: BuiltSite, site_url: str) -> dict[str, str]:
+    """Every HTML page of the site: path relative to the site -> URL."""
+    urls = {}
+    for html in sorted(built_site.site.rglob("index.html")):
+        rel = html.parent.relative_to(built_site.site).as_posix()
+        urls["" if rel == "." else rel + "/"] = urljoin(site_url, "" if rel == "." else rel + "/")
+    return urls
+
+
+def test_search_finds_the_testing_page(context: BrowserContext, site_url: str) -> None:
+    page = context.new_page()
+    page.goto(site_url)
+    search = page.locator("input.md-search__input")
+    search.click()  # the search box is in the header at this width
+    search.press_sequentially("dependency_overrides")
+    results = page.locator(".md-search-result__item a")
+    results.first.wait_for(timeout=10_000)
+    hrefs = [
+        urlparse(urljoin(page.url, h or "")).path for h in results.evaluate_all("els => els.map(e => e.href)")
+    ]
+    assert any(path.rstrip("/").endswith("/testing") for path in hrefs), hrefs
+
+
+def _show(page: Page, block_index: int) -> None:
+    """Make the block visible: select its content tab, open its collapsed admonition."""
+    page.evaluate(
+        """i => {
+            const block = document.querySelectorAll('div.highlight:has(> span.filename)')[i];
+            for (let el = block; el; el = el.parentElement) {
+                if (el.matches('.tabbed-block')) {
+                    const set = el.closest('.tabbed-set');
+                    const n = [...el.parentElement.children].indexOf(el);
+                    set.querySelectorAll(':scope > input')[n].click();
+                }
+                if (el.tagName === 'DETAILS') el.open = true;
+            }
+        }""",
+        block_index,
+    )
+
+
+def _expected_blocks(rel: str) -> list[Include]:
+    """The includes a page shows, in order: a guide page's own, or a source page's whole file."""
+    if rel.startswith("source/"):
+        return [Include(rel.removeprefix("source/").rstrip("/"), None)]
+    for page, includes in page_includes().items():
+        stem = page.removesuffix(".md")
+        path = "" if stem == "index" else stem.removesuffix("/index") + "/"
+        if path == rel:
+            return includes
+    raise LookupError(rel)
+
+
+@dataclass
+class Tour:
+    """One visit of every page: what went wrong, and what each copy button copied."""
+
+    pages: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    copied: dict[str, str] = field(default_factory=dict)  # "page: block n (ref)" -> clipboard text
+    expected: dict[str, str] = field(default_factory=dict)  # same keys -> the source's section
+
+
+@pytest.fixture(scope="module")
+def tour(browser: Browser, built_site: BuiltSite, site_url: str) -> Iterator[Tour]:
+    context = _new_context(browser, site_url)
+    tour = Tour()
+    page = context.new_page()
+    note = tour.problems.append
+    page.on("console", lambda m: note(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: note(f"page error: {e}"))
+    # A navigation cancels the previous page's late requests (net::ERR_ABORTED): not a failure.
+    page.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else note(f"fail: {r.url}"))
+    page.on("request", lambda r: None if r.url.startswith(site_url) else note(f"outside the site: {r.url}"))
+    page.on("response", lambda r: note(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    for rel, url in page_urls(built_site, site_url).items():
+        before = len(tour.problems)
+        response = page.goto(url, wait_until="load")
+        if response is None or response.status != 200 or page.locator("article h1").count() != 1:
+            tour.problems.append(f"no page with a title (HTTP {response and response.status})")
+        tour.pages.append(rel)
+        if rel != "pattern-index/":
+            _copy_every_block(page, rel, tour)
+        tour.problems[before:] = [f"{rel or '/'}: {p}" for p in tour.problems[before:]]
+    page.wait_for_load_state("networkidle")  # late requests of the last page (the search index)
+    yield tour
+    context.close()
+
+
+def _copy_every_block(page: Page, rel: str, tour: Tour) -> None:
+    """Click each included block's copy button and read the clipboard."""
+    expected = _expected_blocks(rel)
+    blocks = page.locator("div.highlight:has(> span.filename)")
+    if blocks.count() != len(expected):
+        tour.problems.append(f"{blocks.count()} titled code blocks, {len(expected)} includes")
+        return
+    for i, include in enumerate(expected):
+        key = f"{rel or '/'}: block {i + 1} ({include.ref})"
+        _show(page, i)
+        block = blocks.nth(i)
+        block.scroll_into_view_if_needed()
+        block.hover()
+        block.locator("button[data-md-type='copy']").click()
+        tour.copied[key] = page.evaluate("navigator.clipboard.readText()")
+        tour.expected[key] = section_text(include.path, include.section).strip("\n").rstrip()
+        page.evaluate("navigator.clipboard.writeText('')")
+
+
+def test_every_page_loads_without_errors_or_outside_requests(tour: Tour, built_site: BuiltSite) -> None:
+    assert len(tour.pages) == len(list(built_site.site.rglob("index.html")))
+    assert len(tour.pages) >= 20
+    assert tour.problems == []
+
+
+def test_copy_button_copies_exactly_the_named_section(tour: Tour) -> None:
+    assert len(tour.copied) >= 10
+    wrong = [key for key, text in tour.copied.items() if text != tour.expected[key]]
+    assert wrong == []
+
+
+def test_corrections_table_has_a_row_per_erratum(context: BrowserContext, site_url: str) -> None:
+    page = context.new_page()
+    page.goto(urljoin(site_url, "corrections/"))
+    first_cells = page.locator("article table tbody tr td:first-child").all_inner_texts()
+    rows = [cell.strip() for cell in first_cells if re.fullmatch(r"E\d\d", cell.strip())]
+    errata = [i for i in load_catalogue() if i.startswith("E")]
+    assert len(errata) == 31
+    assert rows == errata
+
+
+def test_screenshot_of_the_decisions_pages_for_review(context: BrowserContext, site_url: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = context.new_page()
+    for path, name in (("decisions/", "decisions.png"), ("decisions/async/", "decision-6-async.png")):
+        page.goto(urljoin(site_url, path))
+        page.wait_for_load_state("networkidle")
+        shot = ARTIFACTS / name
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert shot.stat().st_size > 20_000
