@@ -1,6 +1,10 @@
 """Map service errors to HTTP answers, once, for every route."""
 
+from typing import Any
+
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from example_app.services.errors import (
@@ -25,6 +29,37 @@ async def service_error_handler(request: Request, exc: Exception) -> JSONRespons
 
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
 
 
 # --8<-- [end:error_statuses]
+
+
+# --8<-- [start:redact]
+SECRET_FIELDS = {"password"}
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "**redacted**" if k in SECRET_FIELDS else _redact(v) for k, v in value.items()}
+    return value
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, minus the echo of secrets: error bodies end up in proxy and client logs."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        error = dict(error)
+        if SECRET_FIELDS & {str(part) for part in error.get("loc", ())}:
+            error.pop("input", None)
+            error.pop("ctx", None)
+        elif "input" in error:
+            error["input"] = _redact(error["input"])
+        errors.append(error)
+    return JSONResponse(
+        {"detail": jsonable_encoder(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+# --8<-- [end:redact]

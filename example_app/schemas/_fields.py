@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, EmailStr, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
 # --8<-- [start:fields]
 # One address, one account: "Mixed@Example.com" and "mixed@example.com" are the same user.
@@ -14,21 +14,21 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 
 
 # --8<-- [start:no_nulls]
-class RejectExplicitNulls:
-    """For PATCH schemas: a field may be left out, but not sent as null.
+class PatchModel(BaseModel):
+    """Base of PATCH schemas: a field may be left out, but not sent as null.
 
     `model_dump(exclude_unset=True)` keeps an explicit `{"name": null}`, which would write NULL
     into a NOT NULL column (a 500). Rejecting it here makes it a 422 naming the field.
     """
 
-    @model_validator(mode="before")
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
     @classmethod
-    def _no_explicit_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = [key for key, value in data.items() if value is None]
-            if nulls:
-                raise ValueError(f"{', '.join(sorted(nulls))} cannot be null; leave the field out instead")
-        return data
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out instead")
+        return value
 
 
 # --8<-- [end:no_nulls]

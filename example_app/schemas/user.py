@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from example_app.schemas._fields import Email, Name, Password, RejectExplicitNulls
+from example_app.schemas._fields import Email, Name, Password, PatchModel
 
 
 # --8<-- [start:user_schemas]
@@ -16,9 +16,7 @@ class UserCreate(BaseModel):
     name: Name
 
 
-class UserUpdate(RejectExplicitNulls, BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserUpdate(PatchModel):
     name: Name | None = None
     is_active: bool | None = None
 

@@ -142,6 +142,9 @@ async def test_explicit_null_in_patch_is_422_not_500(
     response = await client.patch(path("update_user", user_id=user["id"]), json=body)
     assert response.status_code == 422
     assert "cannot be null; leave the field out instead" in response.text
+    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
+        ("body", k) for k, v in body.items() if v is None
+    }
     assert (await client.get(path("get_user", user_id=user["id"]))).json()["name"] == "Kept"
 
 
@@ -215,3 +218,18 @@ def test_routes_are_where_the_openapi_schema_says() -> None:
     assert {"/api/v1/users", "/api/v1/users/{user_id}", "/api/v1/users/{user_id}/posts"} <= paths
     assert {"/api/v1/posts", "/api/v1/posts/{post_id}", "/api/v1/health"} <= paths
     assert not any("/users/users" in p for p in paths)
+
+
+@pytest.mark.pattern("D03")
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "a@example.com", "password": "p@5s", "name": "A"},  # the password itself is invalid
+        {"email": "a@example.com", "password": "long enough secret"},  # missing name: input is the body
+    ],
+)
+async def test_validation_errors_do_not_echo_passwords(client: AsyncClient, body: dict[str, Any]) -> None:
+    response = await client.post(path("create_user"), json=body)
+    assert response.status_code == 422
+    assert body["password"] not in response.text
+    assert response.json()["detail"][0]["loc"][0] == "body"
