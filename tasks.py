@@ -25,6 +25,7 @@ def _in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 
 
+# --8<-- [start:bootstrap]
 def _bootstrap() -> None:
     """Create/refresh venv/ and re-run this command inside it."""
     if sys.version_info < (3, 11):
@@ -43,6 +44,9 @@ def _bootstrap() -> None:
             sys.exit(f"installing dependencies failed (exit {exc.returncode}); see pip's output above")
         STAMP.write_text(digest)
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+# --8<-- [end:bootstrap]
 
 
 if __name__ == "__main__" and not _in_venv():
@@ -95,6 +99,7 @@ def _alembic(c: Context, args: str) -> None:
 # --- the app ----------------------------------------------------------------------------------
 
 
+# --8<-- [start:serve]
 @task(
     help={
         "host": "interface to bind (default 127.0.0.1)",
@@ -109,6 +114,9 @@ def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = 
         print(f"serving on http://{host}:{port}  (docs at /docs, health at /api/v1/health)", file=sys.stderr)
         cmd = [str(BIN / "uvicorn"), "example_app.main:app", "--host", host, "--port", str(port)]
         _run_until_signalled([*cmd, "--reload"] if reload else cmd)
+
+
+# --8<-- [end:serve]
 
 
 def _run_until_signalled(cmd: list[str]) -> None:

@@ -43,10 +43,13 @@ async def corrected_client(database_url: str) -> AsyncIterator[AsyncClient]:
     """The app's own pattern: async def + AsyncSession from the app's get_db."""
     router = APIRouter()
 
+    # --8<-- [start:corrected_slow_route]
     @router.get("/slow")
     async def slow(db: SessionDep) -> dict[str, str]:
         await db.exec(text(f"SELECT pg_sleep({SLEEP})"))  # type: ignore[call-overload]
         return {"status": "done"}
+
+    # --8<-- [end:corrected_slow_route]
 
     @router.get("/ping")
     async def ping() -> dict[str, str]:
@@ -58,6 +61,7 @@ async def corrected_client(database_url: str) -> AsyncIterator[AsyncClient]:
         yield client
 
 
+# --8<-- [start:blocking_tests]
 @pytest.mark.pattern("E03", "D11")
 async def test_original_pattern_stalls_an_unrelated_request(database_url: str) -> None:
     sync_url = make_url(database_url).set(drivername="postgresql+psycopg")
@@ -75,3 +79,6 @@ async def test_original_pattern_stalls_an_unrelated_request(database_url: str) -
 async def test_async_session_does_not_stall_it(corrected_client: AsyncClient) -> None:
     latency = await cheap_latency_under_load(corrected_client)
     assert latency < SLEEP / 2
+
+
+# --8<-- [end:blocking_tests]

@@ -11,6 +11,7 @@ from tests.support import path, sql
 EMAIL = "isolation@example.com"
 
 
+# --8<-- [start:isolation_tests]
 # The two tests below run in file order: the second proves the first left nothing behind.
 @pytest.mark.pattern("T01", "E26", "E25")
 async def test_a_committed_write_inside_a_test(client: AsyncClient, db_session: AsyncSession) -> None:
@@ -29,6 +30,9 @@ async def test_the_next_test_does_not_see_it(db_session: AsyncSession) -> None:
     count = await sql(db_session, "SELECT count(*) FROM users WHERE email = :e", e=EMAIL)
     assert count.scalar_one() == 0
     assert app.dependency_overrides == {}  # the previous test's override was cleared
+
+
+# --8<-- [end:isolation_tests]
 
 
 @pytest.mark.pattern("D06", "T03", "S02")

@@ -49,12 +49,16 @@ async def test_users_table_columns(db_session: AsyncSession) -> None:
     }
 
 
+# --8<-- [start:test_reserved_word]
 @pytest.mark.pattern("E14")
 async def test_user_is_a_reserved_word_in_postgres(db_session: AsyncSession) -> None:
     """Why the table is `users`: without __tablename__ SQLModel would name it `user`."""
     with pytest.raises(DBAPIError, match="syntax error"):
         async with db_session.begin_nested():
             await sql(db_session, "CREATE TABLE user (id int)")
+
+
+# --8<-- [end:test_reserved_word]
 
 
 @pytest.mark.pattern("M03")
@@ -100,6 +104,7 @@ async def test_timestamps_are_aware_utc(db_session: AsyncSession) -> None:
     assert abs((datetime.now(UTC) - stored).total_seconds()) < 60
 
 
+# --8<-- [start:test_naive_utcnow]
 @pytest.mark.pattern("E01")
 async def test_naive_utcnow_is_not_what_the_database_stores(db_session: AsyncSession) -> None:
     """The original's `datetime.utcnow`: naive, deprecated, and refused by the timestamptz type."""
@@ -108,6 +113,9 @@ async def test_naive_utcnow_is_not_what_the_database_stores(db_session: AsyncSes
         async with db_session.begin_nested():
             db_session.add(new_user(created_at=naive))
             await db_session.flush()
+
+
+# --8<-- [end:test_naive_utcnow]
 
 
 @pytest.mark.pattern("M06", "E02")
@@ -156,6 +164,7 @@ async def test_foreign_key_is_enforced(db_session: AsyncSession) -> None:
             await db_session.flush()
 
 
+# --8<-- [start:test_table_models_do_not_validate]
 @pytest.mark.pattern("E08", "E25")
 async def test_table_models_do_not_validate_but_postgres_does(db_session: AsyncSession) -> None:
     """max_length on a table model is DDL only: validation belongs on the input schemas."""
@@ -166,11 +175,18 @@ async def test_table_models_do_not_validate_but_postgres_does(db_session: AsyncS
             await db_session.flush()
 
 
+# --8<-- [end:test_table_models_do_not_validate]
+
+
+# --8<-- [start:test_negative_limit]
 @pytest.mark.pattern("E25", "E15")
 async def test_negative_limit_is_an_error_on_postgres(db_session: AsyncSession) -> None:
     with pytest.raises(DBAPIError, match="LIMIT must not be negative"):
         async with db_session.begin_nested():
             await db_session.exec(select(User).limit(-1))
+
+
+# --8<-- [end:test_negative_limit]
 
 
 @pytest.mark.pattern("D01")

@@ -91,6 +91,7 @@ async def test_the_test_client_runs_the_lifespan(client: AsyncClient) -> None:
     assert app.state.started_at is not None  # set by the lifespan on start-up
 
 
+# --8<-- [start:test_testclient_lifespan]
 @pytest.mark.pattern("E27", "T04")
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
 def test_testclient_runs_the_lifespan_only_inside_with() -> None:
@@ -103,6 +104,9 @@ def test_testclient_runs_the_lifespan_only_inside_with() -> None:
     with TestClient(app):
         assert hasattr(app.state, "started_at")
     assert not hasattr(app.state, "started_at")  # and shutdown ran
+
+
+# --8<-- [end:test_testclient_lifespan]
 
 
 @pytest.mark.pattern("E10", "SC03")

@@ -121,6 +121,7 @@ async def _insert_with_echo(engine: AsyncEngine, caplog: pytest.LogCaptureFixtur
     return caplog.text
 
 
+# --8<-- [start:echo_tests]
 @pytest.mark.pattern("E16", "DB02")
 async def test_sql_echo_of_the_original_logs_the_hash(
     database_url: str, caplog: pytest.LogCaptureFixture
@@ -139,3 +140,6 @@ async def test_the_app_engine_echoes_sql_without_parameters(
     assert "INSERT INTO users" in logged  # SQL is logged...
     assert "$argon2id" not in logged  # ...its bound values are not
     assert "[SQL parameters hidden due to hide_parameters=True]" in logged
+
+
+# --8<-- [end:echo_tests]
