@@ -311,6 +311,7 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
 # --- choosing ---------------------------------------------------------------------------------
 
 
+# --8<-- [start:provide]
 @contextlib.contextmanager
 def provide(env_var: str, *, data_home: Path | None = None, dbname: str = "test") -> Iterator[PostgresServer]:
     """Yield a running PostgreSQL; stop what was started on exit.
@@ -354,3 +355,6 @@ def provide(env_var: str, *, data_home: Path | None = None, dbname: str = "test"
             yield server
         return
     raise ProviderError(f"No PostgreSQL available ({'; '.join(reasons)}): {hint}")
+
+
+# --8<-- [end:provide]

@@ -12,6 +12,7 @@ from tests.api.conftest import UserFactory
 from tests.support import path, sql
 
 
+# --8<-- [start:post_tests]
 async def make_post(client: AsyncClient, author_id: int, **fields: Any) -> dict[str, Any]:
     body = {"title": "Hello, World!", "body": "First post.", "author_id": author_id, **fields}
     response = await client.post(path("create_post"), json=body)
@@ -45,6 +46,9 @@ async def test_unknown_author_is_422_and_nothing_is_written(
     assert response.status_code == 422
     assert response.json() == {"detail": "author_id 987654 is not an existing user"}
     assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar_one() == 0
+
+
+# --8<-- [end:post_tests]
 
 
 async def test_posts_of_an_author(client: AsyncClient, make_user: UserFactory) -> None:
