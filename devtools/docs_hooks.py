@@ -76,10 +76,44 @@ def page_title(text: str, page: str) -> str:
     return page
 
 
+CORRECTION = re.compile(r'^(?P<indent>[ \t]*)!!! correction "Correction \((?P<id>E\d{2})\)')
+
+
+def _corrections(page: str, text: str, headings: list[tuple[int, re.Match[str]]]) -> list[Tag]:
+    """Each `!!! correction "Correction (E05): ..."` box, under the nearest heading before it."""
+    lines = text.splitlines()
+    fences = list(iter_fences(text, page))
+    tags = []
+    for index, line in outside_fences(text):
+        if not (match := CORRECTION.match(line)):
+            continue
+        body_indent = len(match["indent"]) + 4
+        end = index + 1
+        while end < len(lines) and (
+            not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) >= body_indent
+        ):
+            end += 1
+        above = [m for i, m in headings if i < index]
+        anchor = None
+        if above and above[-1]["attrs"] and (found := ATTR_ID.search(above[-1]["attrs"])):
+            anchor = found["id"]
+        includes = tuple(inc for fence in fences if index < fence.line - 1 < end for inc in fence.includes)
+        if not includes and above:  # a box that shows no code of its own: its section's code
+            start = next(i for i, m in reversed(headings) if i < index)
+            level = len(above[-1]["hashes"])
+            stop = next((i for i, m in headings if i > start and len(m["hashes"]) <= level), len(lines))
+            includes = tuple(
+                inc for fence in fences if start < fence.line - 1 < stop for inc in fence.includes
+            )
+        title = above[-1]["title"].strip() if above and anchor else ""
+        tags.append(Tag(page, anchor, title, (match["id"],), includes))
+    return tags
+
+
 def tags_of(page: str, text: str) -> list[Tag]:
     headings = [(i, m) for i, line in outside_fences(text) if (m := HEADING.match(line))]
     fences = list(iter_fences(text, page))
-    tags = []
+    tags = _corrections(page, text, headings)
     for n, (index, match) in enumerate(headings):
         attrs = match["attrs"] or ""
         if not (ids_match := ATTR_PATTERNS.search(attrs)):
