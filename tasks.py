@@ -205,6 +205,22 @@ def fmt(c: Context) -> None:
     _run(c, f"{BIN}/ruff check --fix .")
 
 
+@task(
+    help={
+        "name": "which benchmark (decision6)",
+        "seconds": "load per scenario",
+        "connections": "wrk connections",
+    }
+)
+def bench(c: Context, name: str = "decision6", seconds: int = 10, connections: int = 32) -> None:
+    """Side-by-side benchmarks under real HTTP load (wrk); prints ratios."""
+    if name != "decision6":
+        sys.exit(f"unknown benchmark {name!r}; available: decision6")
+    from bench.decision6 import main
+
+    main(seconds, connections)
+
+
 @task(name="docker-image", help={"tag": "image tag (default pgvector/pgvector:pg16)"})
 def docker_image(c: Context, tag: str = "") -> None:
     """Build the PostgreSQL 16 + pgvector image offline from the pgserver wheel."""
@@ -270,7 +286,7 @@ def reset(c: Context) -> None:
 
 
 db = Collection("db", upgrade, downgrade, revision, current, history, reset)
-ns = Collection(serve, test, patterns, docs, docs_build, lint, fmt, docker_image, db)
+ns = Collection(serve, test, patterns, bench, docs, docs_build, lint, fmt, docker_image, db)
 
 
 if __name__ == "__main__":
