@@ -26,15 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("async-sync-session", "def-sync-session", "async-asyncsession", "raw-asyncpg")
 BASELINE = "async-sync-session"
 USERS = 1000
-LUA = (
-    """
+LUA = f"""
 init = function(args) sleep = args[1] end
 request = function()
-  return wrk.format("GET", "/users/" .. math.random(1, %d) .. "?sleep=" .. sleep)
+  return wrk.format("GET", "/users/" .. math.random(1, {USERS}) .. "?sleep=" .. sleep)
 end
 """
-    % USERS
-)
 
 
 @dataclass
@@ -65,11 +62,13 @@ def _seed(database_url: str) -> None:
     import asyncio
 
     import asyncpg
+    from alembic.config import Config
+
     from alembic import command
 
-    from tests.support import alembic_config
-
-    command.upgrade(alembic_config(database_url), "head")
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes.update(database_url=database_url, configure_logger=False)
+    command.upgrade(cfg, "head")
 
     async def seed() -> None:
         conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
@@ -166,7 +165,8 @@ def run(seconds: int = 10, connections: int = 32) -> list[Result]:
 def report(results: list[Result], connections: int) -> str:
     lines = [f"Decision 6: 1 uvicorn worker, {connections} connections, fetch by primary key", ""]
     lines.append(
-        f"{'variant':20} {'query':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'vs original':>12}"
+        f"{'variant':20} {'query':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+        f"{'vs original':>12}"
     )
     for r in results:
         base = next(b for b in results if b.variant == BASELINE and b.sleep_ms == r.sleep_ms)
