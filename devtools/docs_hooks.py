@@ -118,10 +118,11 @@ def tags_of(page: str, text: str) -> list[Tag]:
         attrs = match["attrs"] or ""
         if not (ids_match := ATTR_PATTERNS.search(attrs)):
             continue
-        level = len(match["hashes"])
+        # A section runs to the next heading of its level or above; a page title's, to the first h2.
+        level = max(len(match["hashes"]), 2)
         end = next((i for i, m in headings[n + 1 :] if len(m["hashes"]) <= level), len(text.splitlines()))
         anchor = m["id"] if (m := ATTR_ID.search(attrs)) else None
-        if anchor is None and level > 1:
+        if anchor is None and len(match["hashes"]) > 1:
             raise PluginError(f"{page}: heading {match['title']!r} has data-patterns but no {{ #anchor }}")
         includes = tuple(inc for fence in fences if index < fence.line - 1 < end for inc in fence.includes)
         tags.append(Tag(page, anchor, match["title"].strip(), tuple(ids_match["ids"].split()), includes))
@@ -195,7 +196,8 @@ def index_markdown(guide: Guide) -> str:
             current_group = item.group
             out += [
                 "",
-                f"## {group_titles.get(item.group, item.group)} {{ #group-{item.group.lower()} }}",
+                f"## {item.group}: {group_titles.get(item.group, item.group).capitalize()} "
+                f"{{ #group-{item.group.lower()} }}",
                 "",
                 "| ID | Pattern | Explained in | Code | Tests |",
                 "|---|---|---|---|---|",

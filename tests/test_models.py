@@ -83,6 +83,7 @@ async def test_the_database_refuses_a_non_normalised_email(db_session: AsyncSess
             await db_session.flush()
 
 
+# --8<-- [start:test_pk_default]
 @pytest.mark.pattern("M02", "M04", "TS05")
 async def test_id_is_assigned_by_the_database_and_defaults_apply(db_session: AsyncSession) -> None:
     user = new_user()
@@ -91,6 +92,9 @@ async def test_id_is_assigned_by_the_database_and_defaults_apply(db_session: Asy
     await db_session.commit()
     assert isinstance(user.id, int)
     assert user.is_active is True
+
+
+# --8<-- [end:test_pk_default]
 
 
 @pytest.mark.pattern("M05", "E01")

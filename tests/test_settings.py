@@ -23,6 +23,7 @@ def _start_app_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+# --8<-- [start:settings_errors]
 @pytest.mark.pattern("S07", "E22")
 @pytest.mark.parametrize(
     ("url", "message"),
@@ -40,6 +41,9 @@ def test_bad_database_url_fails_fast_with_one_line(url: str, message: str) -> No
     assert len(lines) == 1, result.stderr  # one readable line, no traceback
     assert lines[0].startswith("Invalid settings: DATABASE_URL ")
     assert message in lines[0]
+
+
+# --8<-- [end:settings_errors]
 
 
 @pytest.mark.pattern("S07")

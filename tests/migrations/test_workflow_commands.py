@@ -28,6 +28,7 @@ def test_current_and_history_name_the_head(cfg: Config, scratch_url: str) -> Non
     assert len(history) == len(revisions())
 
 
+# --8<-- [start:dev_reset]
 @pytest.mark.pattern("TS04", "D09")
 def test_development_reset_rebuilds_an_empty_schema(
     cfg: Config, scratch_url: str, scratch_engine: Engine
@@ -43,6 +44,9 @@ def test_development_reset_rebuilds_an_empty_schema(
     assert snapshot(scratch_engine) == schema
     with scratch_engine.connect() as conn:  # a reset is for development: the data is gone
         assert conn.scalar(text("SELECT count(*) FROM users")) == 0
+
+
+# --8<-- [end:dev_reset]
 
 
 # --8<-- [start:offline_sql]
