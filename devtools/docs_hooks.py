@@ -44,7 +44,7 @@ from devtools.docs_source import (
     outside_fences,
     pages,
 )
-from devtools.patterns import catalogue_path, coverage
+from devtools.patterns import Coverage, catalogue_path, coverage
 
 log = logging.getLogger("mkdocs.plugins.guide")
 
@@ -136,7 +136,7 @@ class Guide:
     texts: dict[str, str]
     titles: dict[str, str]
     tags: list[Tag]
-    tests: dict[str, list[str]]
+    coverage: Coverage
     sources: dict[str, list[tuple[str, Include]]] = field(default_factory=dict)  # file -> (page, include)
 
     @classmethod
@@ -146,7 +146,7 @@ class Guide:
             texts=texts,
             titles={page: page_title(text, page) for page, text in texts.items()},
             tags=[tag for page, text in texts.items() for tag in tags_of(page, text)],
-            tests=coverage().tests,
+            coverage=coverage(),
         )
         for page, text in texts.items():
             for fence in iter_fences(text, page):
@@ -171,7 +171,7 @@ def link(from_page: str, to_page: str, anchor: str | None = None) -> str:
 
 
 def index_markdown(guide: Guide) -> str:
-    cov = coverage()
+    cov = guide.coverage
     group_titles = {
         m["group"]: m["title"]
         for line in catalogue_path().read_text(encoding="utf-8").splitlines()
@@ -212,7 +212,7 @@ def index_markdown(guide: Guide) -> str:
             f"[`{inc.ref}`]({link(INDEX_PAGE, source_page(inc.path))})"
             for inc in dict.fromkeys(inc for t in tags for inc in t.includes)
         )
-        tests = "<br>".join(f"`{t}`" for t in guide.tests.get(item_id, []))
+        tests = "<br>".join(f"`{t}`" for t in guide.coverage.tests.get(item_id, []))
         cells = [f'<span id="{item_id}"></span>**{item_id}**', item.text, explained, code, tests]
         out.append("| " + " | ".join(c or "—" for c in cells) + " |")
     unknown = sorted({i for t in guide.tags for i in t.ids} - set(cov.items))
@@ -277,7 +277,7 @@ def with_titles(markdown: str) -> str:
 
 def with_tests(markdown: str, page: str, guide: Guide) -> str:
     def tests(match: re.Match[str]) -> str:
-        found = guide.tests.get(match["id"], [])
+        found = guide.coverage.tests.get(match["id"], [])
         if not found:
             log.warning(f"{page}: no test carries the mark {match['id']}")
             return "—"
