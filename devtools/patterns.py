@@ -63,6 +63,18 @@ def _mark_ids(decorator: ast.expr) -> list[str]:
     return []
 
 
+def _visit(nodes: list[ast.stmt], prefix: str, inherited: list[str], out: dict[str, list[str]]) -> None:
+    """Add `prefix + test name` under each ID marked on it (or on its class/module)."""
+    for node in nodes:
+        if isinstance(node, ast.ClassDef):
+            ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
+            _visit(node.body, f"{prefix}{node.name}::", ids, out)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
+            ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
+            for item_id in dict.fromkeys(ids):
+                out.setdefault(item_id, []).append(f"{prefix}{node.name}")
+
+
 def collect_marks(tests_dir: Path | None = None) -> dict[str, list[str]]:
     """id -> test node ids, from decorators on test functions and classes, and `pytestmark`."""
     found: dict[str, list[str]] = {}
@@ -73,22 +85,12 @@ def collect_marks(tests_dir: Path | None = None) -> dict[str, list[str]]:
         module_ids = [
             i
             for node in tree.body
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
+            if isinstance(node, ast.Assign)
+            and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
             for expr in (node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value])
             for i in _mark_ids(expr)
         ]
-
-        def visit(nodes: list[ast.stmt], prefix: str, inherited: list[str]) -> None:
-            for node in nodes:
-                if isinstance(node, ast.ClassDef):
-                    ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
-                    visit(node.body, f"{prefix}{node.name}::", ids)
-                elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
-                    ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
-                    for item_id in dict.fromkeys(ids):
-                        found.setdefault(item_id, []).append(f"{rel}::{prefix}{node.name}")
-
-        visit(tree.body, "", module_ids)
+        _visit(tree.body, f"{rel}::", module_ids, found)
     return found
 
 
