@@ -210,15 +210,18 @@ def fmt(c: Context) -> None:
         "name": "which benchmark (decision6)",
         "seconds": "load per scenario",
         "connections": "wrk connections",
+        "record": "also write the table to docs/benchmarks/ (the figures the guide shows)",
     }
 )
-def bench(c: Context, name: str = "decision6", seconds: int = 10, connections: int = 32) -> None:
+def bench(
+    c: Context, name: str = "decision6", seconds: int = 10, connections: int = 32, record: bool = False
+) -> None:
     """Side-by-side benchmarks under real HTTP load (wrk); prints ratios."""
     if name != "decision6":
         sys.exit(f"unknown benchmark {name!r}; available: decision6")
     from bench.decision6 import main
 
-    main(seconds, connections)
+    main(seconds, connections, record)
 
 
 @task(name="docker-image", help={"tag": "image tag (default pgvector/pgvector:pg16)"})

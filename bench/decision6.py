@@ -25,6 +25,7 @@ from devtools.postgres_provider import free_port, provide
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("async-sync-session", "def-sync-session", "async-asyncsession", "raw-asyncpg")
 BASELINE = "async-sync-session"
+RECORD = ROOT / "bench" / "results" / "decision6.txt"
 USERS = 1000
 LUA = f"""
 init = function(args) sleep = args[1] end
@@ -58,7 +59,8 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
     return rps, p50, p99, errors
 
 
-def _seed(database_url: str) -> None:
+def _seed(database_url: str) -> str:
+    """Migrate, insert the users, and return the server's version ("PostgreSQL 15.18")."""
     import asyncio
 
     import asyncpg
@@ -70,7 +72,7 @@ def _seed(database_url: str) -> None:
     cfg.attributes.update(database_url=database_url, configure_logger=False)
     command.upgrade(cfg, "head")
 
-    async def seed() -> None:
+    async def seed() -> str:
         conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
         try:
             await conn.execute("TRUNCATE users RESTART IDENTITY CASCADE")
@@ -79,10 +81,11 @@ def _seed(database_url: str) -> None:
                 "SELECT 'bench' || g || '@example.com', 'x', 'Bench ' || g FROM generate_series(1, $1) g",
                 USERS,
             )
+            return "PostgreSQL " + str(await conn.fetchval("SHOW server_version")).split()[0]
         finally:
             await conn.close()
 
-    asyncio.run(seed())
+    return asyncio.run(seed())
 
 
 def _serve(variant: str, database_url: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -134,13 +137,13 @@ def _wrk(base: str, script: Path, connections: int, seconds: int, sleep_s: float
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
 
-def run(seconds: int = 10, connections: int = 32) -> list[Result]:
+def run(seconds: int = 10, connections: int = 32) -> tuple[list[Result], str]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench needs wrk (apt install wrk)")
     results: list[Result] = []
     with provide("BENCH_DATABASE_URL", dbname="bench") as server, tempfile.TemporaryDirectory() as tmp:
         print(f"PostgreSQL: {server.description}", file=sys.stderr)
-        _seed(server.url)
+        version = _seed(server.url)
         script = Path(tmp) / "random_user.lua"
         script.write_text(LUA)
         for variant in VARIANTS:
@@ -159,7 +162,7 @@ def run(seconds: int = 10, connections: int = 32) -> list[Result]:
             finally:
                 process.terminate()
                 process.wait(timeout=15)
-    return results
+    return results, version
 
 
 def report(results: list[Result], connections: int) -> str:
@@ -178,11 +181,23 @@ def report(results: list[Result], connections: int) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 10, connections: int = 32) -> None:
-    results = run(seconds, connections)
+def main(seconds: int = 10, connections: int = 32, record: bool = False) -> None:
+    results, server = run(seconds, connections)
     text = report(results, connections)
     print(text)
     out = ROOT / "artifacts"
     out.mkdir(exist_ok=True)
     (out / "bench-decision6.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
-    (out / "bench-decision6.txt").write_text(text + "\n")
+    if record:  # the figures the guide shows: a dated run, with the machine it ran on
+        header = (
+            f"# python3 tasks.py bench --record, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+            f"{server}, wrk -t1 -c{connections} -d{seconds}s"
+        )
+        RECORD.parent.mkdir(exist_ok=True)
+        # A named section, so the guide includes it like any other live snippet (the marker is
+        # built from parts: this file itself must not look like it holds a section).
+        marker = "# --8<" + "-- [{}:decision6]"
+        RECORD.write_text(
+            f"# The figures docs/decisions/async.md shows; rewrite with --record.\n"
+            f"{marker.format('start')}\n{header}\n{text}\n{marker.format('end')}\n"
+        )

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Where included code may come from, and which files are searched for section markers.
-CODE_ROOTS = ("example_app", "alembic", "tests", "devtools", "tasks.py", ".ci", "alembic.ini")
-CODE_SUFFIXES = {".py", ".ini", ".toml", ".mako", ""}
+CODE_ROOTS = ("example_app", "alembic", "tests", "devtools", "bench", "tasks.py", ".ci", "alembic.ini")
+CODE_SUFFIXES = {".py", ".ini", ".toml", ".mako", ".txt", ""}
 
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*)$")
 # The only include form the guide uses: a block-level snippet of a file or of one named section.
