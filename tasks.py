@@ -150,15 +150,26 @@ def test(c: Context, args: str = "") -> None:
 
 @task(help={"all_groups": "also fail on ML items without tests"})
 def patterns(c: Context, all_groups: bool = False) -> None:
-    """Table of PATTERNS.md items -> tests; fails when a required item has no test."""
+    """Table of PATTERNS.md items -> guide page -> tests; fails when a required item has no test."""
+    from devtools.docs_hooks import Guide
+    from devtools.docs_source import DOCS
     from devtools.patterns import REQUIRED_GROUPS, coverage
 
     cov = coverage()
-    width = max(len(i.text) for i in cov.items.values())
+    pages: dict[str, list[str]] = {}
+    for tag in Guide.read(DOCS).tags:
+        for item_id in tag.ids:
+            pages.setdefault(item_id, []).append(f"{tag.page}#{tag.anchor}" if tag.anchor else tag.page)
+
+    def first(found: list[str], missing: str) -> str:
+        return found[0] + (f" (+{len(found) - 1})" if len(found) > 1 else "") if found else missing
+
+    print(f"{'ID':5} {'item':50}  {'guide page':42}  tests")
     for item_id, item in cov.items.items():
-        tests = cov.tests[item_id]
-        shown = tests[0] + (f"  (+{len(tests) - 1})" if len(tests) > 1 else "") if tests else "-- no test --"
-        print(f"{item_id:5} {item.text[:60]:{min(width, 60)}}  {shown}")
+        page = first(pages.get(item_id, []), "-- no page --")
+        print(
+            f"{item_id:5} {item.text[:50]:50}  {page[:42]:42}  {first(cov.tests[item_id], '-- no test --')}"
+        )
     groups = tuple({i.group for i in cov.items.values()}) if all_groups else REQUIRED_GROUPS
     missing = cov.missing(groups)
     covered = sum(1 for tests in cov.tests.values() if tests)
