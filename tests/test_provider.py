@@ -41,7 +41,7 @@ def test_url_from_the_environment_wins_and_gets_the_async_driver(monkeypatch: py
 @pytest.mark.pattern("T02", "E25")
 @pytest.mark.usefixtures("clean_env")
 def test_a_non_postgres_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_DATABASE_URL", "sqlite:///tmp/x.db")
+    monkeypatch.setenv("TEST_DATABASE_URL", "mysql+pymysql://app@db.example/app")
     with pytest.raises(pp.ProviderError, match="must point to PostgreSQL"), pp.provide("TEST_DATABASE_URL"):
         pass
 
