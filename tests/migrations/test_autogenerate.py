@@ -1,12 +1,13 @@
-"""Autogenerate from the models, as `alembic revision --autogenerate -m "add <feature> table"` does.
+"""Autogenerate from the models, through the project's own `python3 tasks.py db.revision`.
 
-A new feature's model exists only in a subprocess (so this process's SQLModel.metadata stays
-the project's), and the revision is written into a copy of alembic/: the repository is never
-changed.
+A new feature's model lives in a module outside the repository that only the copied env.py
+imports (so this process's SQLModel.metadata stays the project's), and the task is pointed at
+that copy of alembic/ with ALEMBIC_CONFIG: the repository is never changed.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -23,16 +24,11 @@ from tests.migrations.workspace import config, copy_alembic, run, versions
 from tests.support import ROOT
 
 # The new feature, step 1 of the workflow: a model module. Step 2 runs autogenerate with the
-# project's env.py, template and ini (here: their copies).
+# project's env.py, template and ini (here: their copies, the env.py importing this module).
 NEW_FEATURE = """
-import sys
-
 from sqlmodel import Field, SQLModel
 
-import example_app.models  # noqa: F401  (the project's tables)
-from alembic import command
-from alembic.script import ScriptDirectory
-from alembic.config import Config
+import example_app.models  # noqa: F401  (the project's tables, and the naming convention)
 
 
 class Experiment(SQLModel, table=True):
@@ -40,12 +36,19 @@ class Experiment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, index=True)
     owner_id: int = Field(foreign_key="users.id")
-
-
-cfg = Config(sys.argv[1])
-cfg.attributes["database_url"] = sys.argv[2]
-command.revision(cfg, message="add experiments table", autogenerate=True)
 """
+
+
+def add_feature_model(tmp_path: Path, ini: Path) -> None:
+    """Write the model module beside the copy and make the copied env.py import it."""
+    (tmp_path / "experiment_model.py").write_text(NEW_FEATURE)
+    env = tmp_path / "alembic" / "env.py"
+    anchor = "import example_app.models  # noqa: F401"
+    assert anchor in env.read_text()
+    env.write_text(env.read_text().replace(anchor, f"import experiment_model  # noqa: F401\n{anchor}", 1))
+    text = ini.read_text()
+    assert "prepend_sys_path = .\n" in text
+    ini.write_text(text.replace("prepend_sys_path = .\n", f"prepend_sys_path = .{os.pathsep}{tmp_path}\n"))
 
 
 def upgrade_body(source: str) -> str:
@@ -59,10 +62,18 @@ def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
 ) -> None:
     repository_versions = versions(ROOT / "alembic")
     ini = copy_alembic(tmp_path)
+    add_feature_model(tmp_path, ini)
     scratch = new_database()
-    command.upgrade(config(ini, scratch), "head")  # autogenerate compares with an up-to-date database
 
-    run([sys.executable, "-c", NEW_FEATURE, str(ini), scratch], scratch)
+    # The task upgrades the database to head first (autogenerate compares with an up-to-date
+    # schema), then runs `alembic revision --autogenerate -m ...`; ALEMBIC_CONFIG points both
+    # at the copy.
+    generated_by = run(
+        [sys.executable, "tasks.py", "db.revision", "--message", "add experiments table"],
+        scratch,
+        env={"ALEMBIC_CONFIG": str(ini)},
+    )
+    assert "Detected added table 'experiments'" in generated_by.stderr
 
     [generated] = set(versions(tmp_path / "alembic")) - set(repository_versions)
     assert generated.endswith("_add_experiments_table.py")

@@ -20,14 +20,16 @@ PYTHON = Path(sys.executable)
 ALEMBIC = PYTHON.parent / "alembic"
 
 
-def run(args: list[str], database_url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], database_url: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command from the project root with DATABASE_URL set, as the README tells a reader.
 
     POSTGRES_PROVIDER=url: the db.* tasks must use that URL even when the suite itself was
     started with POSTGRES_PROVIDER=local or testcontainers.
     """
-    env = {**os.environ, "DATABASE_URL": database_url, "POSTGRES_PROVIDER": "url"}
-    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    environ = {**os.environ, "DATABASE_URL": database_url, "POSTGRES_PROVIDER": "url", **(env or {})}
+    result = subprocess.run(args, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
