@@ -183,6 +183,20 @@ def patterns(c: Context, all_groups: bool = False) -> None:
         sys.exit("; ".join(problems))
 
 
+# --- the model --------------------------------------------------------------------------------
+
+
+@task(help={"output": "folder for model.onnx + manifest.json (default: example_app/ml/artifacts/digits)"})
+def train(c: Context, output: str = "") -> None:
+    """Train the digits model (deterministic), write the ONNX artifact + manifest, print the metrics."""
+    from example_app.ml.artifact import DIGITS_MODEL_DIR
+    from example_app.ml.training import summary
+    from example_app.ml.training import train as train_model
+
+    folder = Path(output) if output else DIGITS_MODEL_DIR
+    print(summary(train_model(folder), folder))
+
+
 # --- docs -------------------------------------------------------------------------------------
 
 
@@ -300,7 +314,7 @@ def reset(c: Context) -> None:
 
 
 db = Collection("db", upgrade, downgrade, revision, current, history, reset)
-ns = Collection(serve, test, patterns, bench, docs, docs_build, lint, fmt, docker_image, db)
+ns = Collection(serve, test, patterns, bench, train, docs, docs_build, lint, fmt, docker_image, db)
 
 
 if __name__ == "__main__":
