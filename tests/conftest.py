@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
 from devtools.postgres_provider import PostgresServer, ProviderError, provide
-from tests.support import NO_SECRETS, alembic_config
+from tests.support import NO_SECRETS, NewDatabase, alembic_config, sync_url
 
 _servers = contextlib.ExitStack()
 _server: PostgresServer | None = None
@@ -122,21 +126,32 @@ async def client(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture
-async def scratch_database_url(database_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the test server, dropped after the test."""
-    import uuid
+def new_database(database_url: str) -> Iterator[NewDatabase]:
+    """A factory of new, empty databases on the test server; all are dropped after the test.
 
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
+    For the tests that need a database of their own: migrations from nothing, commands that
+    commit. The session's database (migrated once, rolled back per test) is never touched.
+    """
+    admin = create_engine(sync_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    names: list[str] = []
 
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    def make() -> str:
+        name = f"scratch_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return make_url(database_url).set(database=name).render_as_string(hide_password=False)
+
     try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        yield make
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        with admin.connect() as conn:
+            for name in names:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def scratch_url(new_database: NewDatabase) -> str:
+    """One new, empty database (asyncpg URL), dropped after the test."""
+    return new_database()

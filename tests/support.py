@@ -1,25 +1,54 @@
-"""Helpers shared by the tests (not fixtures)."""
+"""Helpers shared by the tests, and the types of the fixtures that are factories.
+
+Fixtures live in the conftest.py files; what a test imports lives here.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
 from httpx import Response
 from sqlalchemy import Result, text
+from sqlalchemy.engine import make_url
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The `new_database` fixture (tests/conftest.py): each call creates an empty database on the
+# test server and returns its URL (asyncpg, as the app uses); all are dropped after the test.
+NewDatabase = Callable[[], str]
+# The `make_user` fixture (tests/api/conftest.py): creates a user over HTTP, returns the JSON body.
+UserFactory = Callable[..., Awaitable[dict[str, Any]]]
 
-def alembic_config(database_url: str) -> Config:
-    """The project's alembic.ini, pointed at `database_url`, without touching logging."""
-    cfg = Config(str(ROOT / "alembic.ini"))
+
+@dataclass(frozen=True)
+class BuiltSite:
+    """The `built_site` fixture (tests/docs/conftest.py): the guide after `mkdocs build --strict`."""
+
+    www: Path  # the web root
+    site: Path  # www/fastapi-ml-guide/: the built site, at the path it has on GitHub Pages
+    log: str  # mkdocs' output
+
+
+def alembic_config(database_url: str, ini: Path = ROOT / "alembic.ini") -> Config:
+    """An alembic.ini (the project's unless `ini` names a copy), pointed at `database_url`.
+
+    env.py reads the URL from the attributes and leaves the test run's logging alone.
+    """
+    cfg = Config(str(ini))
     cfg.attributes["database_url"] = database_url
     cfg.attributes["configure_logger"] = False
     return cfg
+
+
+def sync_url(url: str) -> str:
+    """The same database through psycopg 3 (the migrations' env.py itself runs on asyncpg)."""
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def path(name: str, **params: object) -> str:

@@ -28,10 +28,8 @@ def test_wrk_output_is_parsed() -> None:
 
 
 @pytest.mark.pattern("E03", "D11")
-def test_benchmark_runs_every_variant_under_wrk(
-    scratch_database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("BENCH_DATABASE_URL", scratch_database_url)  # it seeds its own database
+def test_benchmark_runs_every_variant_under_wrk(scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_DATABASE_URL", scratch_url)  # it seeds its own database
     results, server = run(seconds=1, connections=8)
     assert server.startswith("PostgreSQL ")
     assert [(r.variant, r.sleep_ms) for r in results] == [(v, s) for v in VARIANTS for s in (0, 20)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,9 +11,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support import NO_SECRETS, path
-
-UserFactory = Callable[..., Awaitable[dict[str, Any]]]
+from tests.support import NO_SECRETS, UserFactory, path
 
 
 @pytest.fixture

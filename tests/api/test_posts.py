@@ -8,8 +8,7 @@ import pytest
 from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.api.conftest import UserFactory
-from tests.support import path, sql
+from tests.support import UserFactory, path, sql
 
 
 # --8<-- [start:post_tests]

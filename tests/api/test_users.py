@@ -9,8 +9,7 @@ from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.security import verify_password
-from tests.api.conftest import UserFactory
-from tests.support import path, sql
+from tests.support import UserFactory, path, sql
 
 NEW_USER = {"email": "ada@example.com", "password": "correct horse", "name": "Ada"}
 

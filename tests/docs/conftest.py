@@ -9,21 +9,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, BuiltSite
 
 BASE_PATH = "fastapi-ml-guide"  # the path the site has on GitHub Pages
-
-
-@dataclass(frozen=True)
-class BuiltSite:
-    www: Path  # the web root
-    site: Path  # www / BASE_PATH: the built site
-    log: str  # mkdocs' output
 
 
 @pytest.fixture(scope="session")

@@ -163,18 +163,18 @@ def _run(command: str, database_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_documented_commands_work(scratch_database_url: str) -> None:
+def test_the_documented_commands_work(scratch_url: str) -> None:
     def in_order() -> dict[str, subprocess.CompletedProcess[str]]:
         done = {}
         for command in RUN_HERE_IN_ORDER:
-            done[command] = _run(command, scratch_database_url)
+            done[command] = _run(command, scratch_url)
             if done[command].returncode != 0:
                 break  # the next ones depend on this one
         return done
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         sequence = pool.submit(in_order)
-        others = {command: pool.submit(_run, command, scratch_database_url) for command in RUN_HERE_ANY_ORDER}
+        others = {command: pool.submit(_run, command, scratch_url) for command in RUN_HERE_ANY_ORDER}
         results = {**sequence.result(), **{command: f.result() for command, f in others.items()}}
     for command in RUN_HERE:
         result = results[command]

@@ -18,8 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from devtools.docs_source import Include, page_includes, section_text
 from devtools.patterns import load_catalogue
-from tests.docs.conftest import BuiltSite
-from tests.support import ROOT
+from tests.support import ROOT, BuiltSite
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from devtools.docs_source import page_includes
 from devtools.patterns import load_catalogue
-from tests.docs.conftest import BuiltSite
-from tests.support import ROOT
+from tests.support import ROOT, BuiltSite
 
 LYCHEE = [
     str(ROOT / "venv" / "bin" / "lychee"),

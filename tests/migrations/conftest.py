@@ -1,50 +1,21 @@
-"""Fixtures for the migration tests: empty databases on the suite's real server, one per use.
+"""Fixtures for the migration tests: an empty database on the suite's real server, per test.
 
 Every test here starts from nothing and builds the schema with the project's own migrations,
-so it sees exactly what `alembic upgrade` does on a fresh or a part-way database. The session
-database of tests/conftest.py is never touched.
+so it sees exactly what `alembic upgrade` does on a fresh or a part-way database. The databases
+come from `new_database` / `scratch_url` (tests/conftest.py); the session database is never touched.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from tests.migrations.schema import sync_url
 from tests.support import alembic_config as project_alembic_config
-
-NewDatabase = Callable[[], str]
-
-
-@pytest.fixture
-def new_database(database_url: str) -> Iterator[NewDatabase]:
-    """A factory of new, empty databases (asyncpg URLs, as the app uses); dropped after the test."""
-    admin = create_engine(sync_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    names: list[str] = []
-
-    def make() -> str:
-        name = f"mig_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        names.append(name)
-        return make_url(database_url).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with admin.connect() as conn:
-        for name in names:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
-@pytest.fixture
-def scratch_url(new_database: NewDatabase) -> str:
-    return new_database()
+from tests.support import sync_url
 
 
 @pytest.fixture

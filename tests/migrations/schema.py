@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.engine import make_url
 
 from tests.support import alembic_config
-
-
-def sync_url(url: str) -> str:
-    """The same database through psycopg 3 (the migrations' env.py itself runs on asyncpg)."""
-    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def revisions() -> list[str]:

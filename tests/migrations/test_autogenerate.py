@@ -20,10 +20,9 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 from alembic import command
-from tests.migrations.conftest import NewDatabase
-from tests.migrations.schema import head, sync_url, version
-from tests.migrations.workspace import config, copy_alembic, run, versions
-from tests.support import ROOT
+from tests.migrations.schema import head, version
+from tests.migrations.workspace import copy_alembic, run, versions
+from tests.support import ROOT, NewDatabase, alembic_config, sync_url
 
 # The new feature, step 1 of the workflow: a model module. Step 2 runs autogenerate with the
 # project's env.py, template and ini (here: their copies, the env.py importing this module).
@@ -82,7 +81,8 @@ def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
 
     [generated] = set(versions(tmp_path / "alembic")) - set(repository_versions)
     assert generated.endswith("_add_experiments_table.py")
-    revision = ScriptDirectory.from_config(config(ini, scratch)).get_revision(generated.split("_")[1])
+    script = ScriptDirectory.from_config(alembic_config(scratch, ini=ini))
+    revision = script.get_revision(generated.split("_")[1])
     assert revision.down_revision == head()  # on top of the project's history
     source = (tmp_path / "alembic" / "versions" / generated).read_text()
     # str fields become SQLModel's AutoString: the file needs `import sqlmodel` (the template has it)
@@ -95,7 +95,7 @@ def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
 
     # The generated revision builds the whole schema on an empty database.
     empty = new_database()
-    command.upgrade(config(ini, empty), "head")
+    command.upgrade(alembic_config(empty, ini=ini), "head")
     engine = create_engine(sync_url(empty), poolclass=NullPool)
     try:
         assert version(engine) == revision.revision
@@ -114,7 +114,7 @@ def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
     path = tmp_path / "alembic" / "versions" / generated
     path.write_text(source.replace("\nimport sqlmodel.sql.sqltypes", "\n"))
     with pytest.raises(NameError, match="name 'sqlmodel' is not defined"):
-        command.upgrade(config(ini, new_database()), "head")
+        command.upgrade(alembic_config(new_database(), ini=ini), "head")
 
     assert versions(ROOT / "alembic") == repository_versions  # the repository is untouched
     assert "experiments" not in SQLModel.metadata.tables  # nor this process's models

@@ -17,9 +17,8 @@ from sqlmodel import SQLModel
 import example_app.models  # noqa: F401  (registers the tables for the create_all comparison)
 from alembic import command
 from example_app.services.slugs import slugify
-from tests.migrations.conftest import NewDatabase
-from tests.migrations.schema import head, revisions, snapshot, sync_url, version
-from tests.support import alembic_config
+from tests.migrations.schema import head, revisions, snapshot, version
+from tests.support import NewDatabase, alembic_config, sync_url
 
 INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX = revisions()
 

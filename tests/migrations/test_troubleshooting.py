@@ -17,14 +17,15 @@ from sqlalchemy import Engine, text
 
 from alembic import command
 from tests.migrations.schema import head, version
-from tests.migrations.workspace import alembic, config, copy_alembic
+from tests.migrations.workspace import alembic, copy_alembic
+from tests.support import alembic_config
 
 
 # --8<-- [start:merge_heads]
 @pytest.mark.pattern("TS03", "E20", "MG06")
 def test_two_heads_are_detected_and_merged(tmp_path: Path, scratch_url: str, scratch_engine: Engine) -> None:
     ini = copy_alembic(tmp_path)
-    cfg = config(ini, scratch_url)
+    cfg = alembic_config(scratch_url, ini=ini)
     command.upgrade(cfg, "head")
     # Two branches, each with a revision on top of the same head, merged in git: two heads.
     first = command.revision(cfg, message="add feature a")
@@ -66,7 +67,7 @@ def test_below_a_merge_point_downgrade_names_its_target(
     tmp_path: Path, scratch_url: str, scratch_engine: Engine
 ) -> None:
     ini = copy_alembic(tmp_path)
-    cfg = config(ini, scratch_url)
+    cfg = alembic_config(scratch_url, ini=ini)
     first = command.revision(cfg, message="add feature a")
     assert isinstance(first, Script)
     second = command.revision(cfg, message="add feature b", head=head(), splice=True)

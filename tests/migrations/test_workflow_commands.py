@@ -10,8 +10,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, text
 
 from alembic import command
-from tests.migrations.schema import head, revisions, snapshot, sync_url, version
+from tests.migrations.schema import head, revisions, snapshot, version
 from tests.migrations.workspace import alembic, task
+from tests.support import sync_url
 
 USERS, POSTS, POSTS_SLUG = revisions()[1:4]
 

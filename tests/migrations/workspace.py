@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alembic.config import Config
-
 from tests.support import ROOT
 
 PYTHON = Path(sys.executable)
@@ -48,7 +46,10 @@ def alembic(args: list[str], database_url: str, check: bool = True) -> subproces
 
 
 def copy_alembic(tmp_path: Path) -> Path:
-    """A copy of alembic/ (env.py, template, versions) and an alembic.ini using it; returns the ini."""
+    """A copy of alembic/ (env.py, template, versions) and an alembic.ini using it; returns the ini.
+
+    `tests.support.alembic_config(url, ini=...)` aims it at a database.
+    """
     shutil.copytree(ROOT / "alembic", tmp_path / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
     ini = (ROOT / "alembic.ini").read_text()
     assert "script_location = %(here)s/alembic" in ini
@@ -56,13 +57,6 @@ def copy_alembic(tmp_path: Path) -> Path:
     ini = ini.replace("%(here)s/alembic", str(tmp_path / "alembic")).replace("%(here)s", str(ROOT))
     (tmp_path / "alembic.ini").write_text(ini)
     return tmp_path / "alembic.ini"
-
-
-def config(ini: Path, database_url: str) -> Config:
-    cfg = Config(str(ini))
-    cfg.attributes["database_url"] = database_url
-    cfg.attributes["configure_logger"] = False
-    return cfg
 
 
 def versions(folder: Path) -> list[str]:
