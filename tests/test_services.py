@@ -1,12 +1,15 @@
-"""The service layer on its own, on a rolled-back session (no HTTP)."""
+"""The service layer on its own (UserService, PostService), on a rolled-back session (no HTTP)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.models import User
+from example_app.schemas.post import PostCreate, PostUpdate
 from example_app.schemas.user import UserCreate, UserUpdate
-from example_app.services.errors import ConflictError, NotFoundError
+from example_app.services.errors import ConflictError, InvalidReferenceError, NotFoundError
+from example_app.services.post import PostService
 from example_app.services.user import UserService
 from tests.support import sql
 
@@ -84,7 +87,6 @@ async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession
 
     from example_app.api.dependencies import get_user_service
     from example_app.main import app
-    from example_app.models import User
     from tests.support import path
 
     class ReadOnlyUsers(UserService):
@@ -102,3 +104,56 @@ async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession
         app.dependency_overrides.clear()
     assert response.status_code == 409
     assert response.json() == {"detail": "read-only today"}
+
+
+# --- PostService ----------------------------------------------------------------------------------
+
+
+async def an_author(db_session: AsyncSession) -> User:
+    return await UserService(db_session).create(user_in("author@example.com"))
+
+
+@pytest.mark.pattern("W05")
+async def test_create_post_gives_it_a_slug_and_loads_its_author_on_request(db_session: AsyncSession) -> None:
+    author = await an_author(db_session)
+    service = PostService(db_session)
+    created = await service.create(PostCreate(title="Hello, World!", body="b", author_id=author.id or 0))
+    assert (created.slug, created.author_id) == ("hello-world", author.id)
+    post = await service.get_with_author(created.id or 0)
+    assert post.author.email == "author@example.com"  # loaded by the service, not lazily
+    with pytest.raises(NotFoundError, match="Post 0 not found"):
+        await service.get_with_author(0)
+
+
+@pytest.mark.pattern("SV03", "MG05")
+async def test_an_unknown_author_is_an_invalid_reference_and_nothing_is_written(
+    db_session: AsyncSession,
+) -> None:
+    """The foreign key refuses it, and the service recognises the constraint by its name."""
+    service = PostService(db_session)
+    with pytest.raises(InvalidReferenceError, match="author_id 424242 is not an existing user"):
+        await service.create(PostCreate(title="t", body="b", author_id=424242))
+    assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar_one() == 0
+    # The session is usable again: the failed transaction was rolled back, not left aborted.
+    author = await an_author(db_session)
+    await service.create(PostCreate(title="t", body="b", author_id=author.id or 0))
+
+
+@pytest.mark.pattern("W05", "SV03")
+async def test_update_renames_the_slug_only_with_the_title_and_delete_removes_the_post(
+    db_session: AsyncSession,
+) -> None:
+    author = await an_author(db_session)
+    service = PostService(db_session)
+    post = await service.create(PostCreate(title="First title", body="b", author_id=author.id or 0))
+    post_id = post.id or 0
+    assert (await service.update(post_id, PostUpdate(body="new body"))).slug == "first-title"
+    assert (await service.update(post_id, PostUpdate(title="Second title"))).slug == "second-title"
+    row = await sql(db_session, "SELECT slug, body FROM posts WHERE id = :id", id=post_id)
+    assert tuple(row.one()) == ("second-title", "new body")
+
+    await service.delete(post_id)
+    with pytest.raises(NotFoundError, match=f"Post {post_id} not found"):
+        await service.get(post_id)
+    with pytest.raises(NotFoundError, match=f"Post {post_id} not found"):
+        await service.delete(post_id)
