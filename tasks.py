@@ -143,6 +143,9 @@ def _run_until_signalled(cmd: list[str]) -> None:
 @task(help={"args": "extra pytest arguments, e.g. -k health or tests/test_health.py"})
 def test(c: Context, args: str = "") -> None:
     """Run the whole test suite on a real PostgreSQL (and the strict docs build), then `patterns`."""
+    from devtools.test_tools import ensure
+
+    ensure(args)  # installs Chromium, wrk... when the selected tests need them, or stops with one line
     _run(c, f"{BIN}/pytest {args}")
     if not args:  # a partial run says nothing about coverage
         patterns(c)
@@ -245,7 +248,9 @@ def bench(
     if name != "decision6":
         sys.exit(f"unknown benchmark {name!r}; available: decision6")
     from bench.decision6 import main
+    from devtools.test_tools import ensure_tools
 
+    ensure_tools("wrk")
     main(seconds, connections, record)
 
 

@@ -9,7 +9,7 @@ from example_app.api.errors import register_error_handlers
 from example_app.api.routes import health, posts, users
 from example_app.core.config import get_settings
 from example_app.core.database import engine
-from example_app.models._time import utcnow
+from example_app.models.timestamps import utcnow
 
 
 # --8<-- [start:lifespan]

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.models import Post, User
+from example_app.models.base import POSTS_AUTHOR_FK, USERS_EMAIL_UNIQUE
 from tests.support import sql
 
 
@@ -69,7 +70,7 @@ async def test_email_has_a_unique_index(db_session: AsyncSession) -> None:
     assert indexdef == "CREATE UNIQUE INDEX ix_users_email ON public.users USING btree (email)"
     db_session.add(new_user())
     await db_session.flush()
-    with pytest.raises(IntegrityError, match="ix_users_email"):
+    with pytest.raises(IntegrityError, match=USERS_EMAIL_UNIQUE):
         async with db_session.begin_nested():
             db_session.add(new_user(name="Twin"))
             await db_session.flush()
@@ -162,7 +163,7 @@ async def test_tags_are_jsonb_and_queryable(db_session: AsyncSession) -> None:
 
 @pytest.mark.pattern("MG05", "E25")
 async def test_foreign_key_is_enforced(db_session: AsyncSession) -> None:
-    with pytest.raises(IntegrityError, match="fk_posts_author_id_users"):
+    with pytest.raises(IntegrityError, match=POSTS_AUTHOR_FK):
         async with db_session.begin_nested():
             db_session.add(Post(title="orphan", slug="orphan", body="b", author_id=123456))
             await db_session.flush()

@@ -6,7 +6,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from example_app.core.config import Settings, get_settings
 
 
-# --8<-- [start:engine]
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
@@ -24,4 +23,3 @@ engine = create_engine(get_settings())
 # expire_on_commit=False: attributes stay loaded after commit, so a response can be built
 # without another (implicit, and under asyncio forbidden) round trip.
 SessionLocal = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-# --8<-- [end:engine]

@@ -3,7 +3,6 @@
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-# --8<-- [start:hashing]
 _hasher = PasswordHash((Argon2Hasher(),))
 
 
@@ -14,6 +13,3 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, hashed: str) -> bool:
     return _hasher.verify(password, hashed)
-
-
-# --8<-- [end:hashing]

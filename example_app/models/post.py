@@ -5,15 +5,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, Relationship, SQLModel
+from sqlmodel import Field, Relationship
 
-from example_app.models._time import created_at_field, updated_at_field
+from example_app.models.base import SQLModel
+from example_app.models.timestamps import created_at_field, updated_at_field
 
 if TYPE_CHECKING:
     from example_app.models.user import User
 
 
-# --8<-- [start:post_model]
 class Post(SQLModel, table=True):
     __tablename__ = "posts"
     # Newest-first listings and keyset pagination read this index (built CONCURRENTLY by a
@@ -22,8 +22,7 @@ class Post(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=255)
-    # URL-friendly form of the title, set by the service (added by a data migration that
-    # backfilled the rows that already existed).
+    # URL-friendly form of the title, set by the service.
     slug: str = Field(max_length=255)
     body: str = Field(sa_type=Text)
     # Deleting a user deletes their posts, in the database itself (no orphan rows, and no
@@ -39,6 +38,3 @@ class Post(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
     author: "User" = Relationship(back_populates="posts", sa_relationship_kwargs={"lazy": "raise"})
-
-
-# --8<-- [end:post_model]

@@ -4,15 +4,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, true
-from sqlmodel import Field, Relationship, SQLModel
+from sqlmodel import Field, Relationship
 
-from example_app.models._time import created_at_field, updated_at_field
+from example_app.models.base import SQLModel
+from example_app.models.timestamps import created_at_field, updated_at_field
 
 if TYPE_CHECKING:  # imported for the type checker only: no import cycle at run time
     from example_app.models.post import Post
 
 
-# --8<-- [start:user_model]
 class User(SQLModel, table=True):
     __tablename__ = "users"
     # Emails are stored lower-cased; the database refuses anything else, so the unique
@@ -34,6 +34,3 @@ class User(SQLModel, table=True):
         back_populates="author",
         sa_relationship_kwargs={"lazy": "raise", "passive_deletes": True},
     )
-
-
-# --8<-- [end:user_model]

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from example_app.schemas._fields import PatchModel
+from example_app.schemas.common import PatchModel
 from example_app.schemas.user import UserResponse
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]

@@ -4,10 +4,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from example_app.schemas._fields import Email, Name, Password, PatchModel
+from example_app.schemas.common import Email, Name, Password, PatchModel
 
 
-# --8<-- [start:user_schemas]
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
@@ -31,6 +30,3 @@ class UserResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     # No password, no hash: this class is the only shape a user leaves the server in.
-
-
-# --8<-- [end:user_schemas]

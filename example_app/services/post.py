@@ -9,17 +9,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.models import Post, User
+from example_app.models.base import POSTS_AUTHOR_FK
 from example_app.schemas.post import PostCreate, PostUpdate
 from example_app.services.errors import InvalidReferenceError, NotFoundError, violated_constraint
 from example_app.services.slugs import slugify
 
 
-# --8<-- [start:post_service]
 class PostService:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def list(self, *, skip: int, limit: int, author_id: int | None = None) -> Sequence[Post]:
+    async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Sequence[Post]:
         statement = select(Post)
         if author_id is not None:
             if await self.db.get(User, author_id) is None:
@@ -51,7 +51,7 @@ class PostService:
         except IntegrityError as error:
             # No pre-check: the foreign key answers "does the author exist?" race-free.
             await self.db.rollback()
-            if violated_constraint(error) == "fk_posts_author_id_users":
+            if violated_constraint(error) == POSTS_AUTHOR_FK:
                 raise InvalidReferenceError(f"author_id {data.author_id} is not an existing user") from None
             raise
         return post
@@ -70,6 +70,3 @@ class PostService:
         if result.rowcount == 0:
             raise NotFoundError("Post", post_id)
         await self.db.commit()
-
-
-# --8<-- [end:post_service]

@@ -9,7 +9,6 @@ separator in both.
 
 import re
 
-# --8<-- [start:slugify]
 SLUG_MAX_LENGTH = 255  # posts.slug is varchar(255)
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -20,6 +19,3 @@ def slugify(title: str, fallback: str) -> str:
     # Cut to the column's size; the cut may end on a separator, which is trimmed too.
     slug = slug[:SLUG_MAX_LENGTH].rstrip("-")
     return slug or fallback
-
-
-# --8<-- [end:slugify]

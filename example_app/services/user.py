@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from example_app.core.security import hash_password
 from example_app.models import User
+from example_app.models.base import USERS_EMAIL_UNIQUE
 from example_app.schemas.user import UserCreate, UserUpdate
 from example_app.services.errors import ConflictError, NotFoundError, violated_constraint
 
@@ -21,7 +22,7 @@ class UserService:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def list(self, *, skip: int, limit: int) -> Sequence[User]:
+    async def list_users(self, *, skip: int, limit: int) -> Sequence[User]:
         # ORDER BY makes pages stable: without it PostgreSQL may return rows in any order.
         statement = select(User).order_by(col(User.id)).offset(skip).limit(limit)
         return (await self.db.exec(statement)).all()
@@ -49,7 +50,7 @@ class UserService:
             # ...but only the unique index is race-free: two concurrent requests can both
             # pass the pre-check, and the second commit fails here.
             await self.db.rollback()
-            if violated_constraint(error) == "ix_users_email":
+            if violated_constraint(error) == USERS_EMAIL_UNIQUE:
                 raise ConflictError(EMAIL_TAKEN) from None
             raise
         return user  # expire_on_commit=False: id and defaults are loaded, no refresh needed

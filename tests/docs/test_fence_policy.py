@@ -2,10 +2,12 @@
 
 - every fenced block names its language;
 - a Python block (and any block of project code: ini, toml, mako) is exactly one include of a
-  named section of a project file, never hand-written code;
+  project file or of a named section of one, never hand-written code;
 - an include names a file that exists and a section whose start and end markers exist once each,
-  in that order;
+  in that order; a file is included whole only when it has no markers (none hidden on the page);
 - every section marker in the code is paired, and every section is shown on some page;
+- a file whose only section is all of it after the imports has no markers: it is shown whole,
+  imports included, so a reader copies it without marker noise;
 - no other block (text, json, bash) carries Python in disguise.
 
 Each rule is checked on the real guide, and on a small bad example to prove the check can fail.
@@ -13,6 +15,7 @@ Each rule is checked on the real guide, and on a small bad example to prove the 
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -53,10 +56,6 @@ def fence_problems(texts: dict[str, str]) -> list[str]:
                     problems.append(
                         f"{where}: a {fence.lang} block must be exactly one include, not written code"
                     )
-                elif includes[0].section is None:
-                    problems.append(
-                        f"{where}: include a named section, not the whole file ({includes[0].path})"
-                    )
             elif fence.lang not in OTHER_LANGS:
                 problems.append(f"{where}: unknown block language {fence.lang!r}")
             elif any(LOOKS_LIKE_PYTHON.match(line) for line in lines):
@@ -73,9 +72,11 @@ def include_problems(texts: dict[str, str], markers: dict[str, Markers], root: P
                 if not include.path.startswith(CODE_ROOTS) or not (root / include.path).is_file():
                     problems.append(f"{where}: no such project file")
                     continue
-                if include.section is None:
-                    continue
                 found = markers.get(include.path, Markers(include.path))
+                if include.section is None:
+                    if found.starts or found.ends:
+                        problems.append(f"{where}: the file has named sections; include one of them")
+                    continue
                 starts, ends = found.starts.get(include.section, []), found.ends.get(include.section, [])
                 if len(starts) != 1 or len(ends) != 1:
                     problems.append(
@@ -86,7 +87,25 @@ def include_problems(texts: dict[str, str], markers: dict[str, Markers], root: P
     return problems
 
 
-def marker_problems(texts: dict[str, str], markers: dict[str, Markers]) -> list[str]:
+def whole_file_section(found: Markers, code: str) -> str | None:
+    """The name of a Python file's only section when nothing but imports lies outside it."""
+    if not found.path.endswith(".py") or len(found.starts) != 1 or found.problems():
+        return None
+    (name,) = found.starts
+    start, end = found.starts[name][0], found.ends[name][0]
+    body = ast.parse(code).body
+    if body and isinstance(body[0], ast.Expr):  # the module docstring
+        body = body[1:]
+    outside = [
+        node
+        for node in body
+        if not isinstance(node, ast.Import | ast.ImportFrom | ast.If)  # `if TYPE_CHECKING:` too
+        and not (start < node.lineno and (node.end_lineno or node.lineno) < end)
+    ]
+    return None if outside else name
+
+
+def marker_problems(texts: dict[str, str], markers: dict[str, Markers], root: Path = ROOT) -> list[str]:
     used = {
         (inc.path, inc.section)
         for page, text in texts.items()
@@ -94,6 +113,12 @@ def marker_problems(texts: dict[str, str], markers: dict[str, Markers]) -> list[
         for inc in f.includes
     }
     problems = [p for m in markers.values() for p in m.problems()]
+    for path, found in markers.items():
+        if (name := whole_file_section(found, (root / path).read_text(encoding="utf-8"))) is not None:
+            problems.append(
+                f"{path}: section {name!r} is the whole file after its imports; drop the markers "
+                "and include the file"
+            )
     for path, found in markers.items():
         for name in sorted(set(found.starts) | set(found.ends)):
             if (path, name) not in used:
@@ -130,7 +155,6 @@ def _page(*body: str, lang: str = "python") -> dict[str, str]:
     [
         (_page("from app import x", "x()"), "must be exactly one include"),
         (_page(f'{SCISSORS} "example_app/main.py:app"', "print(1)"), "must be exactly one include"),
-        (_page(f'{SCISSORS} "example_app/main.py"'), "not the whole file"),
         (_page("async def handler(): ...", lang="text"), "Python in a text block"),
         (_page("SELECT 1", lang=""), "without a language"),
         (_page("SELECT 1", lang="sql"), "unknown block language"),
@@ -161,7 +185,31 @@ def test_an_include_without_its_markers_is_refused(tmp_path: Path) -> None:
     assert "no such project file" in problems[3]
 
 
-def test_unpaired_and_unused_markers_are_refused() -> None:
+def test_a_whole_file_include_of_a_file_with_sections_is_refused(tmp_path: Path) -> None:
+    code = tmp_path / "example_app" / "thing.py"
+    code.parent.mkdir()
+    code.write_text(f"x = 1\n# {SCISSORS} [start:part]\ny = 2\n# {SCISSORS} [end:part]\n")
+    markers = {"example_app/thing.py": markers_of("example_app/thing.py", code.read_text())}
+    problems = include_problems(_page(f'{SCISSORS} "example_app/thing.py"'), markers, tmp_path)
+    assert len(problems) == 1, problems
+    assert "the file has named sections; include one of them" in problems[0]
+    assert include_problems(_page(f'{SCISSORS} "example_app/thing.py:part"'), markers, tmp_path) == []
+
+
+def test_a_section_that_is_the_whole_file_is_refused(tmp_path: Path) -> None:
+    code = tmp_path / "example_app" / "thing.py"
+    code.parent.mkdir()
+    lines = ['"""Doc."""', "import os", f"# {SCISSORS} [start:all]", "x = os.sep", f"# {SCISSORS} [end:all]"]
+    code.write_text("\n".join(lines) + "\n")
+    markers = {"example_app/thing.py": markers_of("example_app/thing.py", code.read_text())}
+    problems = marker_problems(_page(f'{SCISSORS} "example_app/thing.py:all"'), markers, tmp_path)
+    assert len(problems) == 1, problems
+    assert "'all' is the whole file after its imports" in problems[0]
+    code.write_text("\n".join([*lines, "y = 2"]) + "\n")  # code outside the section: fine
+    assert marker_problems(_page(f'{SCISSORS} "example_app/thing.py:all"'), markers, tmp_path) == []
+
+
+def test_unpaired_and_unused_markers_are_refused(tmp_path: Path) -> None:
     code = "\n".join(
         [
             f"# {SCISSORS} [start:shown]",
@@ -173,8 +221,10 @@ def test_unpaired_and_unused_markers_are_refused() -> None:
             f"# {SCISSORS} [start:unpaired]",
         ]
     )
+    (tmp_path / "example_app").mkdir()
+    (tmp_path / "example_app" / "x.py").write_text(code)
     markers = {"example_app/x.py": markers_of("example_app/x.py", code)}
-    problems = marker_problems(_page(f'{SCISSORS} "example_app/x.py:shown"'), markers)
+    problems = marker_problems(_page(f'{SCISSORS} "example_app/x.py:shown"'), markers, tmp_path)
     assert len(problems) == 3, problems
     assert "'unpaired' has 1 start and 0 end markers" in problems[0]
     assert "'unpaired' is shown on no page" in problems[1]

@@ -1,8 +1,9 @@
 """The built guide in a real browser: Debian's headless Chromium, driven by Playwright.
 
-The site is served on 127.0.0.1 by a thread of this process. No browser is downloaded:
-Playwright launches /usr/bin/chromium (CI installs it with apt), and the site asks for nothing
-beyond its own files (a request elsewhere fails the page test).
+The site is served on 127.0.0.1 by a thread of this process. Playwright launches /usr/bin/chromium
+(or the browser Playwright itself installed, where Debian's is absent): `tasks.py test` installs one
+before pytest starts (devtools/test_tools.py). The site asks for nothing beyond its own files (a
+request elsewhere fails the page test).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
@@ -18,9 +18,9 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from devtools.docs_source import Include, page_includes, section_text
 from devtools.patterns import load_catalogue
+from devtools.test_tools import chromium_executable
 from tests.support import ROOT, BuiltSite
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,9 +36,10 @@ ARTIFACTS = ROOT / "artifacts"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    executable = chromium_executable()
+    assert executable, "no Chromium: python3 tasks.py test installs it (see devtools/test_tools.py)"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:

@@ -14,7 +14,6 @@ from pytest_alembic import tests as standard
 from tests.migrations.schema import head, revisions
 
 
-# --8<-- [start:standard_suite]
 @pytest.mark.pattern("E20", "TS03")
 def test_single_head_revision(alembic_runner: MigrationContext) -> None:
     standard.test_single_head_revision(alembic_runner)
@@ -37,6 +36,3 @@ def test_model_definitions_match_ddl(alembic_runner: MigrationContext) -> None:
 def test_up_down_consistency(alembic_runner: MigrationContext) -> None:
     standard.test_up_down_consistency(alembic_runner)  # every upgrade, downgrade, upgrade again
     assert alembic_runner.history.revisions == ["base", *revisions(), "heads"]
-
-
-# --8<-- [end:standard_suite]

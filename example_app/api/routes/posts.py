@@ -5,17 +5,16 @@ from collections.abc import Sequence
 from fastapi import APIRouter, status
 
 from example_app.api.dependencies import PostServiceDep
-from example_app.api.routes._params import Limit, PostId, Skip
+from example_app.api.params import Limit, PostId, Skip
 from example_app.models import Post
 from example_app.schemas.post import PostCreate, PostResponse, PostUpdate, PostWithAuthor
 
-# --8<-- [start:posts_router]
 router = APIRouter(prefix="/posts", tags=["posts"])
 
 
 @router.get("", response_model=list[PostResponse])
 async def list_posts(service: PostServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[Post]:
-    return await service.list(skip=skip, limit=limit)
+    return await service.list_posts(skip=skip, limit=limit)
 
 
 @router.get("/{post_id}", response_model=PostWithAuthor)
@@ -36,6 +35,3 @@ async def update_post(post_id: PostId, post_in: PostUpdate, service: PostService
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_post(post_id: PostId, service: PostServiceDep) -> None:
     await service.delete(post_id)
-
-
-# --8<-- [end:posts_router]

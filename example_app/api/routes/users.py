@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, status
 
 from example_app.api.dependencies import PostServiceDep, UserServiceDep
-from example_app.api.routes._params import Limit, Skip, UserId
+from example_app.api.params import Limit, Skip, UserId
 from example_app.models import Post, User
 from example_app.schemas.post import PostResponse
 from example_app.schemas.user import UserCreate, UserResponse, UserUpdate
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.get("", response_model=list[UserResponse])
 async def list_users(service: UserServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[User]:
-    return await service.list(skip=skip, limit=limit)
+    return await service.list_users(skip=skip, limit=limit)
 
 
 @router.get("/{user_id}", response_model=UserResponse)
@@ -47,4 +47,4 @@ async def delete_user(user_id: UserId, service: UserServiceDep) -> None:
 async def list_user_posts(
     user_id: UserId, service: PostServiceDep, skip: Skip = 0, limit: Limit = 20
 ) -> Sequence[Post]:
-    return await service.list(skip=skip, limit=limit, author_id=user_id)
+    return await service.list_posts(skip=skip, limit=limit, author_id=user_id)

@@ -7,7 +7,6 @@ from sqlalchemy import func
 from sqlmodel import Field
 
 
-# --8<-- [start:utcnow]
 def utcnow() -> datetime:
     return datetime.now(UTC)  # aware; datetime.utcnow() is naive and deprecated
 
@@ -25,6 +24,3 @@ def updated_at_field() -> Any:
         # refresh (a server-side onupdate would expire it, and reading it would lazy-load).
         sa_column_kwargs={"server_default": func.now(), "onupdate": utcnow},
     )
-
-
-# --8<-- [end:utcnow]
