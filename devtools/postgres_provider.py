@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import importlib.util
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -27,10 +25,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.privileges import (
+    SERVER_USER,
+    as_server_user,
+    is_root,
+    pg_ctl_as_server_user,
+    prepare_dir,
+    server_dir,
+)
+
 DEFAULT_IMAGE = "pgvector/pgvector:pg16"
 PROVIDERS = ("url", "testcontainers", "local")
-# postgres refuses to run as root: when we are root the server runs as this system user.
-SERVER_USER = "fmlg-postgres"
 DOCKER_PROBE_TIMEOUT = 2.0
 
 FIX_HINT = (
@@ -161,37 +166,13 @@ def _candidate_pg_ctls() -> list[tuple[str, Path]]:
     return found
 
 
-def _is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def _server_user() -> pwd.struct_passwd:
-    """The unprivileged system user the server runs as when we are root (created once)."""
-    try:
-        return pwd.getpwnam(SERVER_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
-            check=True,
-            capture_output=True,
-        )
-        return pwd.getpwnam(SERVER_USER)
-
-
-def _drop_privileges_prefix() -> list[str]:
-    if not _is_root():
-        return []
-    user = _server_user()
-    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
-
-
 def _usable(pg_ctl: Path) -> str | None:
-    """None when this pg_ctl runs (as the server user when root), else why not."""
+    """None when this pg_ctl runs (as the server user when root: devtools/privileges.py), else why not."""
     if not pg_ctl.is_file():
         return f"{pg_ctl} does not exist"
     try:
         result = subprocess.run(
-            [*_drop_privileges_prefix(), str(pg_ctl), "--version"],
+            [*as_server_user(), str(pg_ctl), "--version"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -199,7 +180,8 @@ def _usable(pg_ctl: Path) -> str | None:
     except OSError as exc:
         return f"{pg_ctl} cannot run: {exc}"
     if result.returncode != 0:
-        return f"{pg_ctl} cannot run as {SERVER_USER}: {result.stderr.strip()[:120]}"
+        who = f" as {SERVER_USER}" if is_root() else ""
+        return f"{pg_ctl} cannot run{who}: {result.stderr.strip()[:120]}"
     return None
 
 
@@ -211,32 +193,6 @@ def find_pg_ctl() -> tuple[str, Path]:
             return origin, pg_ctl
         reasons.append(reason)
     raise LookupError("; ".join(reasons) or "no pg_ctl found")
-
-
-def _write_wrapper(run_dir: Path, pg_ctl: Path) -> Path:
-    """A pg_ctl that drops privileges, so pytest-postgresql's executor can drive it as root."""
-    if not _is_root():
-        return pg_ctl
-    wrapper = run_dir / "pg_ctl"
-    prefix = " ".join(_drop_privileges_prefix())
-    wrapper.write_text(f'#!/bin/sh\ncd "{run_dir}" || exit 1\nexec {prefix} "{pg_ctl}" "$@"\n')
-    wrapper.chmod(0o755)
-    return wrapper
-
-
-def _prepare_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    if _is_root():
-        user = _server_user()
-        os.chown(path, user.pw_uid, user.pw_gid)
-    path.chmod(0o755)
-
-
-def _reachable_by_server_user(path: Path) -> bool:
-    if not _is_root():
-        return True
-    probe = subprocess.run([*_drop_privileges_prefix(), "test", "-x", str(path)], capture_output=True)
-    return probe.returncode == 0
 
 
 def _create_database(port: int, dbname: str) -> None:
@@ -256,15 +212,9 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
     from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
     keep = data_home is not None
-    if data_home is None:
-        run_dir = Path(tempfile.mkdtemp(prefix="fmlg-pg-"))
-    elif _reachable_by_server_user(data_home.parent):
-        run_dir = data_home
-    else:  # e.g. a clone under /root (mode 700) that the server user cannot enter
-        digest = hashlib.sha256(str(data_home).encode()).hexdigest()[:10]
-        run_dir = Path("/var/tmp") / f"fastapi-ml-guide-{digest}"
-    _prepare_dir(run_dir)
-    executable = _write_wrapper(run_dir, pg_ctl)
+    run_dir = Path(tempfile.mkdtemp(prefix="fmlg-pg-")) if data_home is None else server_dir(data_home)
+    prepare_dir(run_dir)
+    executable = pg_ctl_as_server_user(run_dir, pg_ctl)
     port = free_port()
 
     class Executor(PostgreSQLExecutor):
