@@ -1,12 +1,15 @@
 """Application settings, read from the environment (and an optional `.env` file)."""
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+APP_DIR = Path(__file__).resolve().parent.parent
 
 
 # --8<-- [start:settings]
@@ -24,6 +27,17 @@ class Settings(BaseSettings):
     DB_POOL_TIMEOUT: Annotated[float, Field(gt=0)] = 10.0
     DB_ECHO: bool = False  # SQL logging; bound parameters are never logged
     HEALTH_CHECK_TIMEOUT: Annotated[float, Field(gt=0)] = 2.0
+
+    # The served model: a folder with manifest.json and the file it names (checksum verified).
+    MODEL_DIR: Path = APP_DIR / "ml" / "artifacts" / "digits"
+    # Rows per POST /predictions/batch: one vectorised predict and one INSERT of that many rows.
+    PREDICTION_BATCH_MAX: Annotated[int, Field(ge=1, le=10_000)] = 1_000
+    # Predictions computing at once (threads in the pool); more wait, up to INFERENCE_TIMEOUT.
+    INFERENCE_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2
+    INFERENCE_TIMEOUT: Annotated[float, Field(gt=0)] = 5.0
+    # Request bodies above this are refused with 413 while they are read, before parsing. The
+    # largest legitimate body is a full prediction batch (1,000 rows of 64 numbers: about 0.5 MB).
+    MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1_024)] = 2 * 1024 * 1024
 
     @field_validator("DATABASE_URL")
     @classmethod
