@@ -5,20 +5,28 @@ Pages show code only through pymdownx.snippets includes of named sections:
     --8<-- "example_app/core/database.py:engine"
 
 and a code file names a section with a pair of comment lines, `# --8<-- [start:<name>]` and the
-matching `end`. This module parses both sides, without MkDocs, so that the build hook
+matching `end`. This module parses both sides, without a MkDocs build, so that the build hook
 (`devtools/docs_hooks.py`), the fence policy test and the browser test read them the same way.
+What an include puts on a page comes from pymdownx.snippets itself, configured from mkdocs.yml.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import markdown
+from markdown.preprocessors import Preprocessor
+from mkdocs.utils.yaml import yaml_load
+from pymdownx.snippets import SnippetMissingError, SnippetPreprocessor  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+SNIPPETS = "pymdownx.snippets"
 # Where included code may come from, and which files are searched for section markers.
 CODE_ROOTS = ("example_app", "alembic", "tests", "devtools", "bench", "tasks.py", ".ci", "alembic.ini")
 CODE_SUFFIXES = {".py", ".ini", ".toml", ".mako", ".txt", ""}
@@ -28,9 +36,8 @@ FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<inf
 INCLUDE = re.compile(
     r'^[ \t]*-{1,}8<-{1,}[ \t]+"(?P<path>[^":\n]+)(?::(?P<section>[a-z][-_0-9a-z]*))?"[ \t]*$'
 )
-MARKER = re.compile(
-    r"(?i)-{1,}8<-{1,}[ \t]+\[[ \t]*(?P<kind>start|end)[ \t]*:[ \t]*(?P<name>[a-z][-_0-9a-z]*)[ \t]*\]"
-)
+# A section marker, as pymdownx.snippets reads it (groups `type`, `name`; `escape` when escaped).
+MARKER: re.Pattern[str] = SnippetPreprocessor.RE_SNIPPET_SECTION
 HEADING = re.compile(r"^(?P<hashes>#{1,6})[ \t]+(?P<title>.*?)[ \t]*(?:\{(?P<attrs>[^{}]*)\})?[ \t]*$")
 ATTR_ID = re.compile(r"(?:^|\s)#(?P<id>[-\w]+)")
 ATTR_PATTERNS = re.compile(r'data-patterns="(?P<ids>[^"]*)"')
@@ -132,8 +139,8 @@ class Markers:
 def markers_of(path: str, text: str) -> Markers:
     found = Markers(path)
     for number, line in enumerate(text.splitlines(), start=1):
-        if match := MARKER.search(line):
-            target = found.starts if match["kind"] == "start" else found.ends
+        if (match := MARKER.match(line)) and not match["escape"]:  # `;--8<--` is text, not a marker
+            target = found.starts if match["type"].lower() == "start" else found.ends
             target.setdefault(match["name"], []).append(number)
     return found
 
@@ -164,20 +171,43 @@ def all_markers(root: Path = ROOT) -> dict[str, Markers]:
     return result
 
 
-def section_text(path: str, section: str | None, root: Path = ROOT) -> str:
-    """What an include puts on the page: the section's lines (other markers dropped), dedented.
+def snippets_config(root: Path = ROOT) -> dict[str, Any]:
+    """pymdownx.snippets' options in `root`/mkdocs.yml, base paths made absolute.
 
-    The same selection pymdownx.snippets makes with `dedent_subsections: true`.
+    MkDocs resolves base_path from the directory it runs in, which is the project root.
     """
-    lines = (root / path).read_text(encoding="utf-8").splitlines()
-    if section is None:
-        return "\n".join(line for line in lines if not MARKER.search(line))
-    markers = markers_of(path, "\n".join(lines))
-    if not markers.starts.get(section) or not markers.ends.get(section):
-        raise LookupError(f"{path} has no section {section!r}")
-    start, end = markers.starts[section][0], markers.ends[section][0]
-    body = [line for line in lines[start : end - 1] if not MARKER.search(line)]
-    return textwrap.dedent("\n".join(body))
+    config = yaml_load((root / "mkdocs.yml").read_text(encoding="utf-8"))
+    for extension in config.get("markdown_extensions", []):
+        if isinstance(extension, dict) and SNIPPETS in extension:
+            options = dict(extension[SNIPPETS] or {})
+            break
+    else:
+        raise LookupError(f"{root / 'mkdocs.yml'} does not enable {SNIPPETS}")
+    base = options.get("base_path", ["."])
+    options["base_path"] = [str(root / b) for b in ([base] if isinstance(base, str) else base)]
+    return options
+
+
+@functools.cache
+def _snippets(root: Path) -> Preprocessor:
+    """The preprocessor that MkDocs' Markdown runs for includes, with the site's options."""
+    md = markdown.Markdown(extensions=[SNIPPETS], extension_configs={SNIPPETS: snippets_config(root)})
+    return md.preprocessors["snippet"]
+
+
+def section_text(path: str, section: str | None, root: Path = ROOT) -> str:
+    """What an include puts on the page: pymdownx.snippets' own expansion of the include line.
+
+    A section is its lines with other markers dropped, dedented (`dedent_subsections`); a whole
+    file is the file without its marker lines (ending with a newline when the file does). A
+    missing file or section raises LookupError (`check_paths`).
+    """
+    include = Include(path, section)
+    try:
+        lines = _snippets(root).run([f'--8<-- "{include.ref}"'])
+    except SnippetMissingError as error:
+        raise LookupError(f"{include.ref}: {error}") from None
+    return "\n".join(lines)
 
 
 def page_includes(docs: Path = DOCS) -> dict[str, list[Include]]:
