@@ -5,20 +5,27 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
-from example_app.api.routes import health, posts, users
+from example_app.api.routes import health, posts, predictions, users
 from example_app.core.config import get_settings
 from example_app.core.database import engine
+from example_app.ml.inference import Inference
+from example_app.ml.registry import DIGITS, ModelRegistry
 from example_app.models.timestamps import utcnow
 
 
 # --8<-- [start:lifespan]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Start-up work goes here: load models, warm caches (the schema is Alembic's job).
+    # Start-up work: load each model once (checksum verified) and hold it on app state; a bad
+    # artifact is logged in one line and keeps /health/ready at 503. The schema is Alembic's job.
+    settings = get_settings()
     app.state.started_at = utcnow()
+    app.state.models = ModelRegistry.load({DIGITS: settings.MODEL_DIR})
+    app.state.inference = Inference(settings.INFERENCE_CONCURRENCY, settings.INFERENCE_TIMEOUT)
     yield
-    del app.state.started_at
+    del app.state.started_at, app.state.models, app.state.inference
     await engine.dispose()  # close pooled connections on shutdown
 
 
@@ -29,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 settings = get_settings()
 app = FastAPI(title="fastapi-ml-guide reference app", debug=settings.DEBUG, lifespan=lifespan)
 register_error_handlers(app)
-for module in (health, users, posts):
+app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+for module in (health, users, posts, predictions):
     app.include_router(module.router, prefix=settings.API_V1_PREFIX)  # /api/v1 + /users + /{id}
 # --8<-- [end:app]

@@ -15,7 +15,7 @@ import pytest
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -155,3 +155,25 @@ def new_database(database_url: str) -> Iterator[NewDatabase]:
 def scratch_url(new_database: NewDatabase) -> str:
     """One new, empty database (asyncpg URL), dropped after the test."""
     return new_database()
+
+
+@pytest.fixture
+async def live_client(engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
+    """The app exactly as deployed: its own engine and pool, real commits, no overrides.
+
+    What it writes is committed, so the tables are emptied afterwards.
+    """
+    from example_app.main import app
+
+    assert not app.dependency_overrides
+    try:
+        async with (
+            LifespanManager(app) as manager,
+            AsyncClient(
+                transport=ASGITransport(app=manager.app), base_url="http://live", event_hooks=NO_SECRETS
+            ) as http,
+        ):
+            yield http
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("TRUNCATE users, posts, predictions RESTART IDENTITY CASCADE"))

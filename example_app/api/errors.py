@@ -1,5 +1,6 @@
 """Map service errors to HTTP answers, once, for every route."""
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -12,6 +13,7 @@ from example_app.services.errors import (
     InvalidReferenceError,
     NotFoundError,
     ServiceError,
+    UnavailableError,
 )
 
 # --8<-- [start:error_statuses]
@@ -19,12 +21,15 @@ STATUS_FOR: dict[type[ServiceError], int] = {
     NotFoundError: status.HTTP_404_NOT_FOUND,
     ConflictError: status.HTTP_409_CONFLICT,  # not 400: the request is fine, the state collides
     InvalidReferenceError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    UnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After: it may pass
 }
+RETRY_AFTER_SECONDS = "1"
 
 
 async def service_error_handler(request: Request, exc: Exception) -> JSONResponse:
     code = next((c for kind, c in STATUS_FOR.items() if isinstance(exc, kind)), status.HTTP_400_BAD_REQUEST)
-    return JSONResponse({"detail": str(exc)}, status_code=code)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -39,9 +44,20 @@ def register_error_handlers(app: FastAPI) -> None:
 SECRET_FIELDS = {"password"}
 
 
+ECHO_ITEMS, ECHO_CHARS = 8, 200  # an error names the bad input; it does not mirror a huge body
+
+
 def _redact(value: Any) -> Any:
+    """The input as the error body may show it: secrets out, long values cut, NaN as text."""
     if isinstance(value, dict):
         return {k: "**redacted**" if k in SECRET_FIELDS else _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        shown = [_redact(v) for v in value[:ECHO_ITEMS]]
+        return [*shown, f"... {len(value) - ECHO_ITEMS} more"] if len(value) > ECHO_ITEMS else shown
+    if isinstance(value, str) and len(value) > ECHO_CHARS:
+        return value[:ECHO_CHARS] + "..."
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity: echoing one raw would crash this handler
     return value
 
 

@@ -23,3 +23,7 @@ class InvalidReferenceError(ServiceError):
 def violated_constraint(error: IntegrityError) -> str | None:
     """The name of the constraint PostgreSQL reported (asyncpg keeps it on the cause)."""
     return getattr(error.orig.__cause__, "constraint_name", None) if error.orig else None
+
+
+class UnavailableError(ServiceError):
+    """A dependency of the request (a model, the inference workers) cannot serve it right now."""

@@ -1,4 +1,4 @@
-"""Liveness of the API and reachability of its database."""
+"""Liveness of the API, reachability of its database, and readiness to serve predictions."""
 
 import asyncio
 
@@ -6,9 +6,9 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from example_app.api.dependencies import SessionDep
+from example_app.api.dependencies import ModelsDep, SessionDep
 from example_app.core.config import get_settings
-from example_app.schemas.health import HealthResponse
+from example_app.schemas.health import HealthResponse, ReadinessResponse
 
 router = APIRouter(tags=["health"])
 
@@ -20,20 +20,48 @@ router = APIRouter(tags=["health"])
     responses={503: {"model": HealthResponse, "description": "Database unreachable"}},
 )
 async def health(db: SessionDep) -> HealthResponse | JSONResponse:
-    try:
-        # Bounded: a dead or black-holed database answers 503 quickly instead of hanging.
-        async with asyncio.timeout(get_settings().HEALTH_CHECK_TIMEOUT):
-            await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    except TimeoutError:
-        return _unavailable(f"no answer within {get_settings().HEALTH_CHECK_TIMEOUT:g} s")
-    except Exception as exc:  # any failure to reach the database means "unavailable"
-        return _unavailable(f"cannot query the database ({type(exc).__name__})")
+    problem = await database_problem(db)
+    if problem is not None:
+        body = HealthResponse(status="error", database="unreachable", detail=problem)
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return HealthResponse(status="ok", database="ok")
 
 
-def _unavailable(detail: str) -> JSONResponse:
-    body = HealthResponse(status="error", database="unreachable", detail=detail)
-    return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+async def database_problem(db: SessionDep) -> str | None:
+    """None when the database answers; otherwise one line saying how it failed."""
+    timeout = get_settings().HEALTH_CHECK_TIMEOUT
+    try:
+        # Bounded: a dead or black-holed database answers 503 quickly instead of hanging.
+        async with asyncio.timeout(timeout):
+            await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except Exception as exc:  # any failure to reach the database means "unavailable"
+        return f"cannot query the database ({type(exc).__name__})"
+    return None
 
 
 # --8<-- [end:health]
+
+
+# --8<-- [start:ready]
+@router.get(
+    "/health/ready",
+    response_model=ReadinessResponse,
+    responses={503: {"model": ReadinessResponse, "description": "A model is not loaded, or no database"}},
+)
+async def ready(db: SessionDep, models: ModelsDep) -> ReadinessResponse | JSONResponse:
+    """Ready means: every model loaded (checksum verified) and the database answering."""
+    problem = await database_problem(db)
+    body = ReadinessResponse(
+        status="ok" if models.ready and problem is None else "error",
+        database="ok" if problem is None else "unreachable",
+        models={name: f"{m.version} sha256:{m.sha256[:12]}" for name, m in models.models.items()},
+        errors={**models.errors, **({"database": problem} if problem else {})},
+    )
+    if body.status != "ok":
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return body
+
+
+# --8<-- [end:ready]

@@ -1,0 +1,67 @@
+"""API schemas for predictions: exact shapes in, the model's identity on every answer out."""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from example_app.core.config import get_settings
+
+N_FEATURES = 64  # an 8x8 image of a digit, one number per pixel
+
+# strict: a JSON string "3" is refused, not converted; NaN and Infinity are refused too (Python's
+# JSON parser accepts them, PostgreSQL's jsonb does not, and the model would answer nonsense).
+Pixel = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=16)]
+
+
+class PredictionInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pixels: Annotated[
+        list[Pixel],
+        Field(
+            min_length=N_FEATURES,
+            max_length=N_FEATURES,
+            description="64 grey levels (0-16) of an 8x8 digit, row by row",
+        ),
+    ]
+
+
+class BatchInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The cap comes from the settings: one request is one vectorised predict and one INSERT.
+    rows: Annotated[
+        list[PredictionInput], Field(min_length=1, max_length=get_settings().PREDICTION_BATCH_MAX)
+    ]
+
+
+class ModelRef(BaseModel):
+    """Which model answered: enough to find the exact artifact again."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+class PredictionResult(BaseModel):
+    id: int  # the row in the prediction log
+    label: int
+    probabilities: list[float]  # one per class, in the order of the model's `classes`
+
+
+class PredictionResponse(PredictionResult):
+    model: ModelRef
+    latency_ms: float
+
+
+class BatchResponse(BaseModel):
+    model: ModelRef
+    latency_ms: float
+    predictions: list[PredictionResult]  # in the order of the input rows
+
+
+class ModelInfo(BaseModel):
+    name: str
+    loaded: bool
+    error: str | None = None  # why it is not loaded (one line)
+    manifest: dict[str, Any] | None = None  # name, version, sha256, trained_at, metrics, ...

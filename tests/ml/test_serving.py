@@ -1,0 +1,245 @@
+"""Serving the model (ML01, ML02, ML12): loaded once, readiness, off-loop inference, identity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from example_app.core.config import get_settings
+from example_app.ml.artifact import LoadedModel, Prediction
+from example_app.ml.inference import Inference
+from example_app.ml.registry import DIGITS
+from tests.support import NO_SECRETS, path, sql
+
+
+@pytest.fixture
+def model_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A copy of the committed artifact that the app loads instead (tests may spoil it)."""
+    copy = tmp_path / "digits"
+    shutil.copytree(get_settings().MODEL_DIR, copy)
+    monkeypatch.setattr(get_settings(), "MODEL_DIR", copy)
+    return copy
+
+
+@pytest.fixture
+async def client_without_lifespan(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """Like `client`, but the test runs the lifespan itself (after spoiling the artifact)."""
+    from example_app.api.dependencies import get_db
+    from example_app.main import app
+
+    async def get_test_db() -> AsyncIterator[AsyncSession]:
+        yield db_session
+
+    app.dependency_overrides[get_db] = get_test_db
+    try:
+        async with AsyncClient(
+            transport=ASGITransport(app), base_url="http://test", event_hooks=NO_SECRETS
+        ) as http:
+            yield http
+    finally:
+        app.dependency_overrides.clear()
+
+
+# --8<-- [start:readiness_tests]
+@pytest.mark.pattern("ML01")
+async def test_lifespan_loads_the_model_once_and_readiness_is_200(client: AsyncClient) -> None:
+    from example_app.main import app
+
+    model = app.state.models.models[DIGITS]
+    assert isinstance(model, LoadedModel)
+    response = await client.get(path("ready"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["models"] == {DIGITS: f"{model.version} sha256:{model.sha256[:12]}"}
+    await client.post(path("predict"), json={"pixels": [0.0] * 64})
+    assert app.state.models.models[DIGITS] is model  # the same object: loaded once, not per request
+
+
+@pytest.mark.pattern("ML01", "ML10")
+async def test_a_tampered_artifact_keeps_readiness_at_503(
+    model_dir: Path,
+    client_without_lifespan: AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    digit: dict[str, Any],
+) -> None:
+    from example_app.main import app
+
+    onnx = model_dir / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR, logger="example_app.ml.registry"):
+        async with LifespanManager(app):
+            ready = await client_without_lifespan.get(path("ready"))
+            predicted = await client_without_lifespan.post(path("predict"), json=digit)
+            liveness = await client_without_lifespan.get(path("health"))
+    assert ready.status_code == 503
+    assert "checksum mismatch" in ready.json()["errors"][DIGITS]
+    assert predicted.status_code == 503
+    assert predicted.headers["retry-after"] == "1"
+    assert liveness.status_code == 200  # liveness stays cheap: the process is fine, not ready
+    (line,) = [r.getMessage() for r in caplog.records if "not loaded" in r.getMessage()]
+    assert "\n" not in line
+    assert "model digits not loaded: model checksum mismatch" in line
+
+
+@pytest.mark.pattern("ML01")
+async def test_a_missing_artifact_keeps_readiness_at_503(
+    model_dir: Path, client_without_lifespan: AsyncClient
+) -> None:
+    from example_app.main import app
+
+    (model_dir / "model.onnx").unlink()
+    async with LifespanManager(app):
+        ready = await client_without_lifespan.get(path("ready"))
+    assert ready.status_code == 503
+    assert ready.json()["errors"][DIGITS].startswith("model file missing")
+
+
+@pytest.mark.pattern("ML01")
+async def test_readiness_is_503_without_the_database(client: AsyncClient) -> None:
+    from example_app.api.dependencies import get_db
+    from example_app.main import app
+
+    nowhere = create_async_engine("postgresql+asyncpg://nobody:secret@127.0.0.1:9/none")
+
+    async def unreachable_db() -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(nowhere) as session:
+            yield session
+
+    app.dependency_overrides[get_db] = unreachable_db
+    try:
+        response = await client.get(path("ready"))
+    finally:
+        await nowhere.dispose()
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable"
+    assert "secret" not in response.text
+
+
+@pytest.mark.pattern("ML01")
+async def test_readiness_is_503_before_any_model_is_loaded(client: AsyncClient) -> None:
+    from example_app.api.dependencies import get_models
+    from example_app.main import app
+    from example_app.ml.registry import ModelRegistry
+
+    app.dependency_overrides[get_models] = lambda: ModelRegistry()  # nothing loaded yet
+    response = await client.get(path("ready"))
+    assert response.status_code == 503
+    assert response.json()["status"] == "error"
+
+
+# --8<-- [end:readiness_tests]
+
+
+class SlowModel:
+    """Wraps the real model; each call also blocks its thread, like a big model would."""
+
+    def __init__(self, model: LoadedModel, seconds: float) -> None:
+        self.model, self.seconds = model, seconds
+        self.name, self.version, self.sha256 = model.name, model.version, model.sha256
+
+    def predict_proba(self, x: npt.NDArray[np.float32]) -> Prediction:
+        time.sleep(self.seconds)  # blocking, on purpose: on the event loop this would stall it
+        return self.model.predict_proba(x)
+
+
+# --8<-- [start:off_loop_test]
+@pytest.mark.pattern("ML02")
+async def test_predictions_in_flight_do_not_stall_other_requests(
+    live_client: AsyncClient, digit: dict[str, Any]
+) -> None:
+    from example_app.api.dependencies import get_digits_model, get_inference
+    from example_app.main import app
+
+    slow = SlowModel(app.state.models.models[DIGITS], seconds=0.5)
+    app.dependency_overrides[get_digits_model] = lambda: slow
+    app.dependency_overrides[get_inference] = lambda: Inference(concurrency=2, timeout=10)
+    try:
+        predictions = [asyncio.create_task(live_client.post(path("predict"), json=digit)) for _ in range(4)]
+        await asyncio.sleep(0.1)  # both workers are now blocked in the model
+        started = time.perf_counter()
+        liveness = await live_client.get(path("health"))
+        waited = time.perf_counter() - started
+        answers = await asyncio.gather(*predictions)
+    finally:
+        app.dependency_overrides.clear()
+    assert liveness.status_code == 200
+    assert waited < 0.25, f"/health waited {waited:.3f} s behind the predictions"
+    assert [a.status_code for a in answers] == [200] * 4
+
+
+@pytest.mark.pattern("ML02")
+async def test_a_prediction_that_cannot_finish_in_time_is_a_503(
+    live_client: AsyncClient, digit: dict[str, Any]
+) -> None:
+    from example_app.api.dependencies import get_digits_model, get_inference
+    from example_app.main import app
+
+    slow = SlowModel(app.state.models.models[DIGITS], seconds=0.6)
+    app.dependency_overrides[get_digits_model] = lambda: slow
+    inference = Inference(concurrency=1, timeout=0.2)  # one worker, shared by both requests
+    app.dependency_overrides[get_inference] = lambda: inference
+    started = time.perf_counter()
+    try:
+        answers = await asyncio.gather(*(live_client.post(path("predict"), json=digit) for _ in range(2)))
+    finally:
+        app.dependency_overrides.clear()
+    elapsed = time.perf_counter() - started
+    assert [a.status_code for a in answers] == [503, 503]
+    assert "no prediction within 0.2 s" in answers[0].json()["detail"]
+    assert answers[0].headers["retry-after"] == "1"
+    assert elapsed < 1.5  # the queued one gave up after 0.2 s; nothing waits for ever
+
+
+# --8<-- [end:off_loop_test]
+
+
+@pytest.mark.pattern("ML12")
+async def test_every_answer_and_log_row_names_the_model(
+    client: AsyncClient, db_session: AsyncSession, digit: dict[str, Any]
+) -> None:
+    from example_app.main import app
+
+    model = app.state.models.models[DIGITS]
+    response = await client.post(path("predict"), json=digit)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "digits", "version": model.version, "sha256": model.sha256}
+    assert body["label"] == 0
+    assert len(body["probabilities"]) == 10
+    assert abs(sum(body["probabilities"]) - 1) < 1e-4
+    row = (
+        await sql(
+            db_session,
+            "SELECT model_name, model_version, model_sha256 FROM predictions WHERE id = :id",
+            id=body["id"],
+        )
+    ).one()
+    assert tuple(row) == ("digits", model.version, model.sha256)
+
+
+@pytest.mark.pattern("ML12", "ML10")
+async def test_models_endpoint_lists_the_loaded_manifest(client: AsyncClient) -> None:
+    response = await client.get(path("list_models"))
+    assert response.status_code == 200
+    (info,) = response.json()
+    manifest = json.loads((get_settings().MODEL_DIR / "manifest.json").read_text())
+    assert info["loaded"] is True
+    assert info["manifest"]["sha256"] == manifest["sha256"]
+    assert info["manifest"]["metrics"]["accuracy"] == manifest["metrics"]["accuracy"]
