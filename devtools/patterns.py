@@ -17,6 +17,8 @@ CATALOGUE_PATHS = (ROOT.parent / "shared" / "PATTERNS.md", Path(__file__).with_n
 ROW = re.compile(r"^\|\s*(?P<id>[A-Z]{1,2}\d{2})\s*\|(?P<rest>.*)\|\s*$")
 # Groups whose every item must have a test (ML items arrive with their own issue).
 REQUIRED_GROUPS = ("W", "D", "S", "M", "SC", "R", "SV", "DB", "MG", "T", "TS", "E")
+# Items of groups that are only partly built yet: model serving is, search and jobs are not.
+REQUIRED_ITEMS = ("ML01", "ML02", "ML03", "ML04", "ML09", "ML10", "ML12")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,11 @@ class Coverage:
     unknown: dict[str, list[str]] = field(default_factory=dict)  # marks naming no item
 
     def missing(self, groups: tuple[str, ...] = REQUIRED_GROUPS) -> list[str]:
-        return [i for i, item in self.items.items() if item.group in groups and not self.tests.get(i)]
+        return [i for i, item in self.items.items() if required(item, groups) and not self.tests.get(i)]
+
+
+def required(item: Item, groups: tuple[str, ...] = REQUIRED_GROUPS) -> bool:
+    return item.group in groups or item.id in REQUIRED_ITEMS
 
 
 def catalogue_path() -> Path:

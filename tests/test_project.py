@@ -243,12 +243,36 @@ def test_the_app_boots_under_uvicorn_on_loopback(database_url: str, migrated: ob
                 time.sleep(0.2)
         assert response.status_code == 200
         assert response.json()["database"] == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health/ready", timeout=5).status_code == 200
+        # The quick start's prediction: the example request shipped next to the model.
+        example = (ROOT / "example_app/ml/artifacts/digits/example-request.json").read_bytes()
+        predicted = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/predictions",
+            content=example,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert predicted.status_code == 200, predicted.text
+        assert predicted.json()["label"] == 0
+        _delete_logged_prediction(database_url, predicted.json()["id"])  # it was committed
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
 # --8<-- [end:test_uvicorn_boots]
+
+
+def _delete_logged_prediction(database_url: str, prediction_id: int) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.support import sync_url
+
+    engine = create_engine(sync_url(database_url))
+    with engine.begin() as conn:
+        deleted = conn.execute(text("DELETE FROM predictions WHERE id = :id"), {"id": prediction_id})
+    engine.dispose()
+    assert deleted.rowcount == 1  # the row was in the table: the prediction was logged
 
 
 @pytest.mark.pattern("W09")

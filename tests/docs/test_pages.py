@@ -6,7 +6,7 @@ import re
 
 from devtools.docs_hooks import Guide
 from devtools.docs_source import DOCS, iter_fences
-from devtools.patterns import REQUIRED_GROUPS, coverage
+from devtools.patterns import coverage, required
 from tests.support import ROOT
 
 TREE_LINE = re.compile(r"^(?P<prefix>(?:│   |    )*)(?:├── |└── )(?P<name>[^\s]+)")
@@ -19,11 +19,11 @@ def test_every_required_pattern_is_explained_with_code_and_tested() -> None:
         for item_id in tag.ids:
             explained.setdefault(item_id, []).extend(inc.ref for inc in tag.includes)
     cov = coverage()
-    required = [i for i, item in cov.items.items() if item.group in REQUIRED_GROUPS]
-    assert len(required) >= 99
-    assert [i for i in required if i not in explained] == []  # a page's heading or box names it
-    assert [i for i in required if not explained[i]] == []  # ...and shows code for it
-    assert [i for i in required if not cov.tests[i]] == []  # ...and a test carries its mark
+    needed = [i for i, item in cov.items.items() if required(item)]
+    assert len(needed) >= 106
+    assert [i for i in needed if i not in explained] == []  # a page's heading or box names it
+    assert [i for i in needed if not explained[i]] == []  # ...and shows code for it
+    assert [i for i in needed if not cov.tests[i]] == []  # ...and a test carries its mark
 
 
 def tree_paths(tree: str) -> list[str]:
