@@ -21,9 +21,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devtools.privileges import (
     SERVER_USER,
@@ -195,12 +197,25 @@ def find_pg_ctl() -> tuple[str, Path]:
     raise LookupError("; ".join(reasons) or "no pg_ctl found")
 
 
-def _create_database(port: int, dbname: str) -> None:
+def _connect_when_ready(port: int, timeout: float = 60.0) -> Any:
+    """A connection once the server accepts them: after an unclean stop it first replays its WAL
+    ("the database system is starting up"), which pg_ctl -w does not always wait out."""
     import psycopg
 
-    with psycopg.connect(
-        host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+            )
+        except psycopg.OperationalError as exc:
+            if "starting up" not in str(exc) or time.monotonic() > deadline:
+                raise ProviderError(f"PostgreSQL on port {port} does not accept connections: {exc}") from None
+            time.sleep(0.2)
+
+
+def _create_database(port: int, dbname: str) -> None:
+    with _connect_when_ready(port) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{dbname}"')

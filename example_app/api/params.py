@@ -2,7 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query
+from fastapi.exceptions import RequestValidationError
+
+from example_app.services.keyset import Keyset, decode_cursor
 
 INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`: a bigger number is a 422, not a 500
 
@@ -10,3 +13,22 @@ Skip = Annotated[int, Query(ge=0, le=INT4_MAX, description="Rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (at most 100)")]
 UserId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 PostId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+
+
+def keyset_after(
+    after: Annotated[
+        str | None,
+        Query(max_length=100, description="The `next` cursor of the previous page; leave out for the first"),
+    ] = None,
+) -> Keyset | None:
+    if after is None:
+        return None
+    try:
+        return decode_cursor(after)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "after"), "msg": str(exc), "input": after}]
+        ) from None
+
+
+After = Annotated[Keyset | None, Depends(keyset_after)]

@@ -1,5 +1,6 @@
 """API schemas for predictions: exact shapes in, the model's identity on every answer out."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,3 +66,26 @@ class ModelInfo(BaseModel):
     loaded: bool
     error: str | None = None  # why it is not loaded (one line)
     manifest: dict[str, Any] | None = None  # name, version, sha256, trained_at, metrics, ...
+
+
+class LoggedPrediction(BaseModel):
+    """A row of the prediction log, as readers of the log get it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    model_name: str
+    model_version: str
+    output: dict[str, Any]
+    latency_ms: float
+    created_at: datetime
+
+
+class ExportedPrediction(LoggedPrediction):
+    input: dict[str, Any]
+
+
+class PredictionPage(BaseModel):
+    items: list[LoggedPrediction]
+    # Pass as `after` for the next (older) page; null on the last page.
+    next: str | None

@@ -1,10 +1,10 @@
-"""Predictions: run the model off the event loop, then log every answer in one INSERT."""
+"""Predictions: run the model off the event loop, log every answer in one INSERT, read the log back."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import Row, insert, select, tuple_
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +13,17 @@ from example_app.ml.inference import Inference, InferenceTimeoutError
 from example_app.models import PredictionLog
 from example_app.schemas.prediction import ModelRef, PredictionResult
 from example_app.services.errors import UnavailableError
+from example_app.services.keyset import Keyset
+
+# What the log's readers get: everything but the input, which can be large (see export).
+LOG_COLUMNS = (
+    col(PredictionLog.id),
+    col(PredictionLog.model_name),
+    col(PredictionLog.model_version),
+    col(PredictionLog.output),
+    col(PredictionLog.latency_ms),
+    col(PredictionLog.created_at),
+)
 
 
 class PredictionService:
@@ -52,3 +63,43 @@ class PredictionService:
         ref = ModelRef(name=model.name, version=model.version, sha256=model.sha256)
         results = [PredictionResult(id=i, **output) for i, output in zip(ids, outputs, strict=True)]
         return ref, latency_ms, results
+
+    # --8<-- [start:keyset]
+    async def page(self, *, after: Keyset | None, limit: int) -> tuple[Sequence[Row[Any]], Keyset | None]:
+        """Newest first, `limit` rows older than `after`, and the key to continue from (or None)."""
+        newest_first = (col(PredictionLog.created_at).desc(), col(PredictionLog.id).desc())
+        statement = select(*LOG_COLUMNS).order_by(*newest_first).limit(limit + 1)  # +1: is there more?
+        if after is not None:
+            # A row comparison: the (created_at, id) index seeks straight to the position, so a
+            # deep page costs what the first one does (OFFSET would read and drop every row before it).
+            statement = statement.where(
+                tuple_(col(PredictionLog.created_at), col(PredictionLog.id)) < tuple_(*after)
+            )
+        rows = (await self.db.exec(statement)).all()  # type: ignore[call-overload]  # a column select
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, Keyset(rows[-1].created_at, rows[-1].id) if more else None
+
+    # --8<-- [end:keyset]
+
+    # --8<-- [start:export]
+    async def export(self, batch_rows: int = 1_000) -> AsyncIterator[Row[Any]]:
+        """Every logged prediction, oldest first, read through a server-side cursor.
+
+        `stream()` opens a cursor on the server and fetches `batch_rows` at a time, so memory holds
+        one batch, not the table. Plain columns, not ORM objects: nothing accumulates in the
+        session's identity map while the rows go by.
+        """
+        statement = (
+            select(*LOG_COLUMNS, col(PredictionLog.input))
+            .order_by(col(PredictionLog.id))
+            .execution_options(yield_per=batch_rows)
+        )
+        result = await self.db.stream(statement)
+        try:
+            async for row in result:
+                yield row
+        finally:
+            await result.close()  # also when the client went away mid-stream
+
+    # --8<-- [end:export]

@@ -1,17 +1,24 @@
-"""/api/v1/predictions and /api/v1/models: the served model, and what is loaded."""
+"""/api/v1/predictions and /api/v1/models: the served model, its log, and what is loaded."""
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
 from example_app.api.dependencies import DigitsModelDep, ModelsDep, PredictionServiceDep
+from example_app.api.params import After, Limit
 from example_app.schemas.prediction import (
     BatchInput,
     BatchResponse,
+    ExportedPrediction,
+    LoggedPrediction,
     ModelInfo,
     PredictionInput,
+    PredictionPage,
     PredictionResponse,
 )
+from example_app.services.keyset import encode_cursor
 
 router = APIRouter(tags=["predictions"])
 
@@ -44,3 +51,33 @@ async def list_models(models: ModelsDep) -> list[ModelInfo]:
         for name, model in models.models.items()
     ]
     return loaded + [ModelInfo(name=name, loaded=False, error=error) for name, error in models.errors.items()]
+
+
+# --8<-- [start:log_routes]
+@router.get("/predictions", response_model=PredictionPage)
+async def list_predictions(service: PredictionServiceDep, after: After, limit: Limit = 20) -> PredictionPage:
+    rows, last = await service.page(after=after, limit=limit)
+    return PredictionPage(
+        items=[LoggedPrediction.model_validate(row) for row in rows],
+        next=encode_cursor(last) if last else None,
+    )
+
+
+@router.get(
+    "/predictions/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per line"}},
+)
+async def export_predictions(service: PredictionServiceDep) -> StreamingResponse:
+    """The whole log as JSON Lines, streamed: the first line leaves before the last row is read."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for row in service.export():
+            yield ExportedPrediction.model_validate(row).model_dump_json().encode() + b"\n"
+
+    # The session (a dependency with yield) stays open until the response is sent, so the cursor
+    # lives as long as the stream; a client that disconnects cancels `lines` and frees both.
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+# --8<-- [end:log_routes]
