@@ -44,12 +44,12 @@ def test_concurrently_needs_the_autocommit_block(cfg: Config, scratch_engine: En
 
 @pytest.mark.pattern("MG02", "MG03", "MG04")
 def test_the_revision_builds_a_valid_index_and_drops_it(cfg: Config, scratch_engine: Engine) -> None:
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, POSTS_CREATED_AT_INDEX)
     assert version(scratch_engine) == POSTS_CREATED_AT_INDEX
     assert index_state(scratch_engine) is True
     command.downgrade(cfg, "-1")
     assert index_state(scratch_engine) is None
-    command.upgrade(cfg, "+1")
+    command.upgrade(cfg, "head")
     assert index_state(scratch_engine) is True
 
 

@@ -20,7 +20,7 @@ from example_app.services.slugs import slugify
 from tests.migrations.schema import head, revisions, snapshot, version
 from tests.support import NewDatabase, alembic_config, sync_url
 
-INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX = revisions()
+INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX, PREDICTIONS, *LATER = revisions()
 
 # What each revision adds to the schema (none of them removes anything on the way up).
 DECLARED: dict[str, set[str]] = {
@@ -57,6 +57,21 @@ DECLARED: dict[str, set[str]] = {
     POSTS_SLUG: {"column posts.slug character varying(255) NOT NULL"},
     POSTS_CREATED_AT_INDEX: {
         "index CREATE INDEX ix_posts_created_at_id ON public.posts USING btree (created_at, id)",
+    },
+    PREDICTIONS: {
+        "table predictions",
+        "column predictions.id bigint NOT NULL DEFAULT nextval('predictions_id_seq'::regclass)",
+        "column predictions.model_name character varying(100) NOT NULL",
+        "column predictions.model_version character varying(50) NOT NULL",
+        "column predictions.model_sha256 character varying(64) NOT NULL",
+        "column predictions.input jsonb NOT NULL",
+        "column predictions.output jsonb NOT NULL",
+        "column predictions.latency_ms double precision NOT NULL",
+        "column predictions.created_at timestamp with time zone NOT NULL DEFAULT now()",
+        "constraint predictions pk_predictions PRIMARY KEY (id)",
+        "index CREATE UNIQUE INDEX pk_predictions ON public.predictions USING btree (id)",
+        "index CREATE INDEX ix_predictions_created_at_id ON public.predictions USING btree (created_at, id)",
+        "index CREATE INDEX ix_predictions_output ON public.predictions USING gin (output jsonb_path_ops)",
     },
 }
 
