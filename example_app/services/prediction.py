@@ -31,6 +31,7 @@ class PredictionService:
         self.db = db
         self.inference = inference
 
+    # --8<-- [start:predict]
     async def predict(
         self, model: LoadedModel, rows: Sequence[Sequence[float]]
     ) -> tuple[ModelRef, float, list[PredictionResult]]:
@@ -63,6 +64,8 @@ class PredictionService:
         ref = ModelRef(name=model.name, version=model.version, sha256=model.sha256)
         results = [PredictionResult(id=i, **output) for i, output in zip(ids, outputs, strict=True)]
         return ref, latency_ms, results
+
+    # --8<-- [end:predict]
 
     # --8<-- [start:keyset]
     async def page(self, *, after: Keyset | None, limit: int) -> tuple[Sequence[Row[Any]], Keyset | None]:

@@ -22,6 +22,7 @@ from example_app.services.keyset import encode_cursor
 
 router = APIRouter(tags=["predictions"])
 
+# --8<-- [start:serving_routes]
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "The request body is over the size limit"},
     503: {"description": "The model is not loaded, or no prediction within the timeout"},
@@ -51,6 +52,9 @@ async def list_models(models: ModelsDep) -> list[ModelInfo]:
         for name, model in models.models.items()
     ]
     return loaded + [ModelInfo(name=name, loaded=False, error=error) for name, error in models.errors.items()]
+
+
+# --8<-- [end:serving_routes]
 
 
 # --8<-- [start:log_routes]
