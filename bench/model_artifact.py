@@ -124,13 +124,15 @@ def measure() -> str:
 
 
 def main(record: bool = False) -> None:
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     table = measure()
     print(table)
     if record:
         versions = ", ".join(f"{p} {dist_version(p)}" for p in ("onnxruntime", "scikit-learn", "numpy"))
         header = (
             f"# python -m bench.model_artifact --record, {date.today()}, {os.cpu_count()} cores, "
-            f"{platform.python_implementation()} {platform.python_version()}, {versions}"
+            f"{platform.python_implementation()} {platform.python_version()}, {versions}, "
+            f"load average {load_before:.1f} at start"
         )
         RECORD.write_text(
             "# The figures the guide shows for the model artifact; rewrite with --record.\n"

@@ -1,11 +1,11 @@
 """Load the model artifact: a manifest, a checksum check, then an onnxruntime session (ML10).
 
-Why ONNX, not pickle/joblib (or skops): unpickling runs whatever code the bytes name, so a swapped
-file is code execution; an ONNX file is a protobuf graph of fixed operators, and loading it runs
-nothing. onnxruntime releases the GIL while it computes, so predictions in the threadpool do not
-stall the event loop's thread, and the app needs no scikit-learn at run time (training does:
-`example_app.ml.training`). skops would also refuse unknown types, but still needs scikit-learn
-at run time and still computes in Python with the GIL held between numpy calls.
+Why ONNX, not pickle/joblib/skops: unpickling runs whatever code the bytes name, so a swapped file
+is code execution; an ONNX file is a protobuf graph of a fixed set of operators, and loading it
+runs no Python. onnxruntime releases the GIL while it computes, so predictions in the threadpool
+leave the event loop free, and the app needs no scikit-learn at run time (only training does).
+skops.io refuses unlisted types but still loads scikit-learn, whose predict is several times
+slower on small batches (bench/results/model_artifact.txt).
 
 `load_model` never raises anything but `ModelLoadError` for a bad artifact, with one line that
 says what is wrong, so the app can log it and keep readiness at 503.
