@@ -93,6 +93,12 @@ def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> Manifest:
         options={"zipmap": False},  # plain tensors out, not a list of {class: probability} maps
         target_opset=TARGET_OPSET,
     )
+    # skl2onnx lists the opsets in set order, which changes with PYTHONHASHSEED: sort them, so the
+    # same weights always serialize to the same bytes (and the same sha256).
+    opsets = sorted((o.domain, o.version) for o in onnx_model.opset_import)
+    del onnx_model.opset_import[:]
+    for domain, opset_version in opsets:
+        onnx_model.opset_import.add(domain=domain, version=opset_version)
     data = onnx_model.SerializeToString()
 
     # The exported graph must answer like the fitted pipeline, row by row.
