@@ -1,0 +1,1 @@
+"""Background jobs (ML07) on PostgreSQL, with procrastinate: the queue, the tasks, the worker."""

@@ -1,0 +1,51 @@
+"""A worker process: `python -m example_app.jobs.worker` (what `python3 tasks.py worker` runs).
+
+It takes jobs from the queue in PostgreSQL until SIGINT/SIGTERM (then it finishes the jobs it
+is running and stops). Run as many as needed, on as many machines: they share the queue
+through the database, and each job goes to exactly one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from example_app.core.config import get_settings
+from example_app.core.database import engine
+from example_app.jobs.queue import queue
+from example_app.ml.embedding import shared_embedder
+
+
+# --8<-- [start:run_worker]
+async def run_worker(*, concurrency: int = 1, name: str = "worker") -> None:
+    settings = get_settings()
+    shared_embedder()  # the model is loaded before the first job, once per process
+    try:
+        async with queue.open_async():
+            await queue.run_worker_async(
+                name=name,
+                concurrency=concurrency,  # jobs at once in this process
+                fetch_job_polling_interval=settings.JOB_POLL_SECONDS,  # NOTIFY wakes it sooner
+                update_heartbeat_interval=settings.JOB_HEARTBEAT_SECONDS,
+                stalled_worker_timeout=settings.JOB_STALLED_SECONDS,
+                shutdown_graceful_timeout=settings.JOB_SHUTDOWN_SECONDS,
+            )
+    finally:
+        await engine.dispose()
+
+
+# --8<-- [end:run_worker]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
+    parser.add_argument("--name", default="worker", help="the worker's name in its log lines")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(concurrency=args.concurrency, name=args.name))
+
+
+if __name__ == "__main__":
+    main()
