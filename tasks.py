@@ -109,7 +109,10 @@ def _alembic(c: Context, args: str) -> None:
 )
 def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> None:
     """Serve the reference app (migrated first) on a real PostgreSQL."""
+    embedded = not os.environ.get("DATABASE_URL")
     with _database():
+        if embedded:
+            _local_secret_key()  # a server of your own (DATABASE_URL) needs a SECRET_KEY of yours
         _alembic(c, "upgrade head")
         print(f"serving on http://{host}:{port}  (docs at /docs, health at /api/v1/health)", file=sys.stderr)
         cmd = [str(BIN / "uvicorn"), "example_app.main:app", "--host", host, "--port", str(port)]
@@ -117,6 +120,25 @@ def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = 
 
 
 # --8<-- [end:serve]
+
+
+SECRET_KEY_FILE = ROOT / ".secret_key"  # git-ignored
+
+
+def _local_secret_key() -> None:
+    """SECRET_KEY from the environment or .env if set; else one made once, kept in .secret_key."""
+    import secrets
+
+    from example_app.core.config import Settings
+
+    if Settings().SECRET_KEY is not None:
+        return
+    if not SECRET_KEY_FILE.exists():
+        fd = os.open(SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # yours only
+        with os.fdopen(fd, "w") as key_file:
+            key_file.write(secrets.token_urlsafe(32) + "\n")
+        print(f"made a SECRET_KEY for this machine's server, kept in {SECRET_KEY_FILE.name}", file=sys.stderr)
+    os.environ["SECRET_KEY"] = SECRET_KEY_FILE.read_text().strip()
 
 
 def _run_until_signalled(cmd: list[str]) -> None:
@@ -318,8 +340,65 @@ def reset(c: Context) -> None:
         _alembic(c, "upgrade head")
 
 
+# --8<-- [start:create_superuser]
+@task(
+    name="create-superuser",
+    help={"email": "the account's email", "name": "display name (default: Administrator)"},
+)
+def create_superuser(c: Context, email: str, name: str = "Administrator") -> None:
+    """Create a superuser, or make an existing account one. Password: prompted, or SUPERUSER_PASSWORD."""
+    import asyncio
+
+    with _database():
+        _run(c, f"{BIN}/alembic upgrade head", in_stream=False)  # leave standard input to getpass
+        asyncio.run(_create_superuser(email, name))
+
+
+async def _create_superuser(email: str, name: str) -> None:
+    from pydantic import ValidationError
+
+    from example_app.core.database import SessionLocal, engine
+    from example_app.schemas.user import UserCreate
+    from example_app.services.user import UserService
+
+    try:
+        async with SessionLocal() as session:
+            service = UserService(session)
+            if (user := await service.get_by_email(email)) is not None:
+                user.is_superuser = user.is_active = True
+                await session.commit()
+                print(f"{user.email} already had an account: now an active superuser (password unchanged)")
+                return
+            try:
+                data = UserCreate(email=email, password=_new_password(), name=name)
+            except ValidationError as error:
+                problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors(include_input=False))
+                sys.exit(f"create-superuser: {problems}")
+            user = await service.create(data, is_superuser=True)
+            print(f"superuser {user.email} created (id {user.id})")
+    finally:
+        await engine.dispose()
+
+
+def _new_password() -> str:
+    """SUPERUSER_PASSWORD for scripts; else asked twice, without echo."""
+    import getpass
+
+    if password := os.environ.get("SUPERUSER_PASSWORD"):
+        return password
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != password:
+        sys.exit("create-superuser: the two passwords differ")
+    return password
+
+
+# --8<-- [end:create_superuser]
+
+
 db = Collection("db", upgrade, downgrade, revision, current, history, reset)
-ns = Collection(serve, test, patterns, bench, train, docs, docs_build, lint, fmt, docker_image, db)
+ns = Collection(
+    serve, create_superuser, test, patterns, bench, train, docs, docs_build, lint, fmt, docker_image, db
+)
 
 
 if __name__ == "__main__":

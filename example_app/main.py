@@ -7,8 +7,9 @@ from fastapi import FastAPI
 
 from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
-from example_app.api.routes import health, posts, predictions, users
-from example_app.core.config import get_settings
+from example_app.api.routes import auth, health, posts, predictions, users
+from example_app.api.swagger_ui import serve_swagger_ui
+from example_app.core.config import get_settings, signing_key
 from example_app.core.database import engine
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS, ModelRegistry
@@ -34,9 +35,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 # --8<-- [start:app]
 settings = get_settings()
-app = FastAPI(title="fastapi-ml-guide reference app", debug=settings.DEBUG, lifespan=lifespan)
+signing_key(settings)  # no SECRET_KEY, no start: one line, before anything is served
+app = FastAPI(title="fastapi-ml-guide reference app", debug=settings.DEBUG, lifespan=lifespan, docs_url=None)
+serve_swagger_ui(app)  # /docs from local files, not a CDN
 register_error_handlers(app)
 app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
-for module in (health, users, posts, predictions):
+for module in (health, auth, users, posts, predictions):
     app.include_router(module.router, prefix=settings.API_V1_PREFIX)  # /api/v1 + /users + /{id}
 # --8<-- [end:app]

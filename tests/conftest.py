@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from alembic.config import Config
@@ -23,7 +25,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
 from devtools.postgres_provider import PostgresServer, ProviderError, provide
-from tests.support import NO_SECRETS, NewDatabase, alembic_config, sync_url
+from tests.support import (
+    NO_SECRETS,
+    PASSWORD,
+    Caller,
+    CallerFactory,
+    NewDatabase,
+    alembic_config,
+    bearer,
+    sync_url,
+)
 
 _servers = contextlib.ExitStack()
 _server: PostgresServer | None = None
@@ -39,6 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     # The app under test reads its settings from the environment when it is imported.
     os.environ["DATABASE_URL"] = _server.url
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)  # the suite's own, new every run
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -103,13 +115,14 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 async def client(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
     """An HTTP client on the app, with its lifespan run and get_db bound to the test session."""
-    from example_app.api.dependencies import get_db
+    from example_app.api.dependencies import get_db, get_login_limiter
     from example_app.main import app
 
     async def get_test_db() -> AsyncIterator[AsyncSession]:
         yield db_session
 
     app.dependency_overrides[get_db] = get_test_db
+    get_login_limiter.cache_clear()  # each test starts with no login attempts counted
     try:
         async with (
             LifespanManager(app) as manager,
@@ -163,9 +176,11 @@ async def live_client(engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
 
     What it writes is committed, so the tables are emptied afterwards.
     """
+    from example_app.api.dependencies import get_login_limiter
     from example_app.main import app
 
     assert not app.dependency_overrides
+    get_login_limiter.cache_clear()
     try:
         async with (
             LifespanManager(app) as manager,
@@ -177,3 +192,40 @@ async def live_client(engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("TRUNCATE users, posts, predictions RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """PASSWORD, hashed once per run: Argon2 is slow on purpose, and callers are many."""
+    from example_app.core.security import hash_password
+
+    return hash_password(PASSWORD)
+
+
+@pytest.fixture
+def make_caller(db_session: AsyncSession, password_hash: str) -> CallerFactory:
+    """A user in the test's transaction, and the headers of a token for it (minted directly:
+    the login itself is tested in tests/api/test_auth.py). Its password is PASSWORD."""
+    from example_app.core.security import create_access_token
+    from example_app.models import User
+    from example_app.schemas.user import UserResponse
+
+    counter = iter(range(1, 10_000))
+
+    async def make(*, superuser: bool = False, active: bool = True, **fields: Any) -> Caller:
+        n = next(counter)
+        values = {"email": f"caller{n}@example.com", "name": f"Caller {n}", **fields}
+        user = User(**values, hashed_password=password_hash, is_superuser=superuser, is_active=active)
+        db_session.add(user)
+        await db_session.commit()
+        assert user.id is not None
+        body = UserResponse.model_validate(user).model_dump(mode="json")
+        return Caller(body, bearer(create_access_token(user.id)))
+
+    return make
+
+
+@pytest.fixture
+async def caller(make_caller: CallerFactory) -> Caller:
+    """One logged-in, active, ordinary user."""
+    return await make_caller()

@@ -5,14 +5,19 @@ Fixtures live in the conftest.py files; what a test imports lives here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Awaitable, Callable
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from alembic.config import Config
-from httpx import Response
+from httpx import AsyncClient, Response
 from sqlalchemy import Result, text
 from sqlalchemy.engine import make_url
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +29,23 @@ ROOT = Path(__file__).resolve().parent.parent
 NewDatabase = Callable[[], str]
 # The `make_user` fixture (tests/api/conftest.py): creates a user over HTTP, returns the JSON body.
 UserFactory = Callable[..., Awaitable[dict[str, Any]]]
+PASSWORD = "correct horse"  # every test user's password
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A signed-up and logged-in user: what the API returned for it, and its auth headers."""
+
+    user: dict[str, Any]
+    headers: dict[str, str]  # {"Authorization": "Bearer <token>"}
+
+    @property
+    def id(self) -> int:
+        return int(self.user["id"])
+
+
+# The `make_caller` fixture (tests/conftest.py): make_caller(superuser=True, active=False, name=...).
+CallerFactory = Callable[..., Awaitable[Caller]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,15 @@ async def sql(session: AsyncSession, statement: str, **params: object) -> Result
     return await connection.execute(text(statement), params)
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def log_in(client: AsyncClient, email: str, password: str = PASSWORD) -> Response:
+    """POST the OAuth2 password form to the token endpoint, as Swagger UI and curl do."""
+    return await client.post(path("login"), data={"username": email, "password": password})
+
+
 SECRET_MARKERS = re.compile(r"hashed_password|\$argon2|\$2[aby]\$")
 
 
@@ -81,3 +112,50 @@ async def check_response_for_secrets(response: Response) -> None:
 
 # Every test client of the suite fails a request whose response carries a hash (D03).
 NO_SECRETS: dict[str, list[Any]] = {"response": [check_response_for_secrets]}
+
+
+@dataclass(frozen=True)
+class ServedApp:
+    """The app under uvicorn, in a process of its own, on a loopback port."""
+
+    url: str  # http://127.0.0.1:<port>
+    process: subprocess.Popen[str]
+
+
+@contextlib.contextmanager
+def served_app(database_url: str, **env: str) -> Iterator[ServedApp]:
+    """uvicorn example_app.main:app on a free port of 127.0.0.1 (the database migrated already)."""
+    from devtools.postgres_provider import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / "venv" / "bin" / "uvicorn"),
+            "example_app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "uvicorn did not answer within 60 s"
+            time.sleep(0.2)
+        yield ServedApp(url, server)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -6,7 +6,7 @@ import pytest
 from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.support import path, sql
+from tests.support import bearer, path, sql
 
 EMAIL = "isolation@example.com"
 
@@ -41,14 +41,17 @@ async def test_the_override_routes_requests_through_the_test_session(
 ) -> None:
     """A row the test inserted (uncommitted) is visible to the app: same session, same transaction."""
     from example_app.api.dependencies import get_db
+    from example_app.core.security import create_access_token
     from example_app.main import app
 
     assert get_db in app.dependency_overrides
-    await sql(
+    inserted = await sql(
         db_session,
-        "INSERT INTO users (email, hashed_password, name) VALUES ('seen@example.com', 'x', 'Seen')",
+        "INSERT INTO users (email, hashed_password, name, is_superuser) "
+        "VALUES ('seen@example.com', 'x', 'Seen', true) RETURNING id",
     )
-    listed = (await client.get(path("list_users"))).json()
+    token = create_access_token(inserted.scalar_one())  # a superuser's: listing users takes one
+    listed = (await client.get(path("list_users"), headers=bearer(token))).json()
     assert [u["email"] for u in listed] == ["seen@example.com"]
 
 

@@ -45,6 +45,7 @@ async def test_users_table_columns(db_session: AsyncSession) -> None:
         "hashed_password": ("character varying", 255, "NO"),
         "name": ("character varying", 100, "NO"),
         "is_active": ("boolean", None, "NO"),
+        "is_superuser": ("boolean", None, "NO"),
         "created_at": ("timestamp with time zone", None, "NO"),
         "updated_at": ("timestamp with time zone", None, "NO"),
     }

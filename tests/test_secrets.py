@@ -16,7 +16,7 @@ from example_app.core.config import Settings
 from example_app.core.database import create_engine
 from example_app.models import User
 from tests.guide_originals import original_app
-from tests.support import NO_SECRETS, assert_no_secrets, path
+from tests.support import NO_SECRETS, CallerFactory, assert_no_secrets, log_in, path
 
 
 def walk(node: Any) -> list[str]:
@@ -93,18 +93,22 @@ async def test_the_original_route_without_response_model_leaks_the_hash(
 
 
 @pytest.mark.pattern("D03")
-async def test_responses_of_every_user_route_are_clean(client: AsyncClient) -> None:
+async def test_responses_of_every_user_route_are_clean(
+    client: AsyncClient, make_caller: CallerFactory
+) -> None:
     assert NO_SECRETS["response"][0] in client.event_hooks["response"]
+    me = await make_caller(superuser=True)
     created = await client.post(
         path("create_user"), json={"email": "clean@example.com", "password": "long enough", "name": "C"}
     )
     user_id = created.json()["id"]
     for response in (
         created,
-        await client.get(path("get_user", user_id=user_id)),
-        await client.get(path("list_users")),
-        await client.patch(path("update_user", user_id=user_id), json={"name": "D"}),
-        await client.post(path("create_post"), json={"title": "t", "body": "b", "author_id": user_id}),
+        await log_in(client, "clean@example.com", "long enough"),
+        await client.get(path("get_user", user_id=user_id), headers=me.headers),
+        await client.get(path("list_users"), headers=me.headers),
+        await client.patch(path("update_user", user_id=user_id), json={"name": "D"}, headers=me.headers),
+        await client.post(path("create_post"), json={"title": "t", "body": "b"}, headers=me.headers),
     ):
         assert response.status_code in (200, 201)
         assert_no_secrets(response.text)  # also checked by the client's hook on every request

@@ -72,7 +72,8 @@ async def test_update_commits_only_the_given_fields(db_session: AsyncSession) ->
     service = UserService(db_session)
     user = await service.create(user_in())
     before = user.updated_at
-    updated = await service.update(user.id or 0, UserUpdate(is_active=False))
+    admin = await service.create(user_in("admin@example.com"), is_superuser=True)
+    updated = await service.update(admin, user.id or 0, UserUpdate(is_active=False))
     assert (updated.is_active, updated.name) == (False, "Service")
     assert updated.updated_at > before
     row = await sql(db_session, "SELECT is_active FROM users WHERE id = :id", id=user.id)
@@ -90,7 +91,7 @@ async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession
     from tests.support import path
 
     class ReadOnlyUsers(UserService):
-        async def create(self, data: UserCreate) -> User:
+        async def create(self, data: UserCreate, *, is_superuser: bool = False) -> User:
             raise ConflictError("read-only today")
 
     app.dependency_overrides[get_user_service] = lambda: ReadOnlyUsers(db_session)
@@ -117,7 +118,7 @@ async def an_author(db_session: AsyncSession) -> User:
 async def test_create_post_gives_it_a_slug_and_loads_its_author_on_request(db_session: AsyncSession) -> None:
     author = await an_author(db_session)
     service = PostService(db_session)
-    created = await service.create(PostCreate(title="Hello, World!", body="b", author_id=author.id or 0))
+    created = await service.create(author, PostCreate(title="Hello, World!", body="b"))
     assert (created.slug, created.author_id) == ("hello-world", author.id)
     post = await service.get_with_author(created.id or 0)
     assert post.author.email == "author@example.com"  # loaded by the service, not lazily
@@ -131,12 +132,13 @@ async def test_an_unknown_author_is_an_invalid_reference_and_nothing_is_written(
 ) -> None:
     """The foreign key refuses it, and the service recognises the constraint by its name."""
     service = PostService(db_session)
+    gone = User(id=424242, email="gone@example.com", hashed_password="x", name="Gone")  # never saved
     with pytest.raises(InvalidReferenceError, match="author_id 424242 is not an existing user"):
-        await service.create(PostCreate(title="t", body="b", author_id=424242))
+        await service.create(gone, PostCreate(title="t", body="b"))
     assert (await sql(db_session, "SELECT count(*) FROM posts")).scalar_one() == 0
     # The session is usable again: the failed transaction was rolled back, not left aborted.
     author = await an_author(db_session)
-    await service.create(PostCreate(title="t", body="b", author_id=author.id or 0))
+    await service.create(author, PostCreate(title="t", body="b"))
 
 
 @pytest.mark.pattern("W05", "SV03")
@@ -145,15 +147,15 @@ async def test_update_renames_the_slug_only_with_the_title_and_delete_removes_th
 ) -> None:
     author = await an_author(db_session)
     service = PostService(db_session)
-    post = await service.create(PostCreate(title="First title", body="b", author_id=author.id or 0))
+    post = await service.create(author, PostCreate(title="First title", body="b"))
     post_id = post.id or 0
-    assert (await service.update(post_id, PostUpdate(body="new body"))).slug == "first-title"
-    assert (await service.update(post_id, PostUpdate(title="Second title"))).slug == "second-title"
+    assert (await service.update(author, post_id, PostUpdate(body="new body"))).slug == "first-title"
+    assert (await service.update(author, post_id, PostUpdate(title="Second title"))).slug == "second-title"
     row = await sql(db_session, "SELECT slug, body FROM posts WHERE id = :id", id=post_id)
     assert tuple(row.one()) == ("second-title", "new body")
 
-    await service.delete(post_id)
+    await service.delete(author, post_id)
     with pytest.raises(NotFoundError, match=f"Post {post_id} not found"):
         await service.get(post_id)
     with pytest.raises(NotFoundError, match=f"Post {post_id} not found"):
-        await service.delete(post_id)
+        await service.delete(author, post_id)

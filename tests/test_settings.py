@@ -7,15 +7,17 @@ import sys
 
 import pytest
 
-from example_app.core.config import Settings
+from example_app.core.config import MIN_SECRET_KEY_LENGTH, Settings
 from tests.support import ROOT
 
+A_KEY = "k" * MIN_SECRET_KEY_LENGTH
 
-def _start_app_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+
+def _start_app_with(env: dict[str, str], key: str | None = A_KEY) -> subprocess.CompletedProcess[str]:
     """Import the app in a fresh interpreter, as uvicorn would at start-up."""
     return subprocess.run(
         [sys.executable, "-c", "import example_app.main"],
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", **({"SECRET_KEY": key} if key is not None else {}), **env},
         cwd=ROOT / "tests",  # away from any .env file in the project root
         capture_output=True,
         text=True,
@@ -82,3 +84,38 @@ def test_settings_use_pydantic_settings_and_read_the_environment(monkeypatch: py
     settings = Settings()
     assert settings.DEBUG is True
     assert settings.API_V1_PREFIX == "/api/v2"
+
+
+# --8<-- [start:secret_key_tests]
+@pytest.mark.pattern("AU05")
+def test_no_secret_key_no_start() -> None:
+    result = _start_app_with({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, key=None)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Invalid settings: SECRET_KEY is not set; "
+        "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+
+
+@pytest.mark.pattern("AU05")
+@pytest.mark.parametrize("key", ["", "changeme", "k" * (MIN_SECRET_KEY_LENGTH - 1)])
+def test_a_short_secret_key_stops_start_up_in_one_line(key: str) -> None:
+    result = _start_app_with({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, key=key)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Invalid settings: SECRET_KEY is too short: use at least 32 characters")
+    if key:
+        assert key not in line  # the value itself is never echoed
+
+
+@pytest.mark.pattern("AU05")
+def test_the_key_has_no_default_and_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SECRET_KEY")
+    assert Settings(_env_file=None).SECRET_KEY is None  # nothing in code
+    settings = Settings(SECRET_KEY="s" * 40)
+    assert "s" * 40 not in repr(settings)  # SecretStr: not in logs or tracebacks
+    assert settings.SECRET_KEY is not None
+    assert settings.SECRET_KEY.get_secret_value() == "s" * 40
+
+
+# --8<-- [end:secret_key_tests]

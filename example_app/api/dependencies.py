@@ -1,16 +1,22 @@
 """Dependencies shared by the routes. `get_db` exists here and nowhere else."""
 
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.core.config import get_settings
 from example_app.core.database import SessionLocal
+from example_app.core.rate_limit import LoginLimiter
+from example_app.core.security import user_id_from_token
 from example_app.ml.artifact import LoadedModel
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS, ModelRegistry
-from example_app.services.errors import UnavailableError
+from example_app.models import User
+from example_app.services.errors import NotFoundError, UnavailableError
 from example_app.services.post import PostService
 from example_app.services.prediction import PredictionService
 from example_app.services.user import UserService
@@ -38,6 +44,50 @@ def get_post_service(db: SessionDep) -> PostService:
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 PostServiceDep = Annotated[PostService, Depends(get_post_service)]
 # --8<-- [end:service_providers]
+
+
+# --8<-- [start:current_user]
+# Declares the scheme in OpenAPI (Swagger UI's Authorize button logs in at tokenUrl) and reads
+# `Authorization: Bearer <token>`; without that header it answers 401 itself.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{get_settings().API_V1_PREFIX}/auth/token")
+
+
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], service: UserServiceDep) -> User:
+    user_id = user_id_from_token(token)
+    if user_id is not None:
+        try:
+            return await service.get(user_id)
+        except NotFoundError:  # a valid token whose account was deleted since
+            pass
+    # The same answer for a forged, expired or orphaned token: none of them says more.
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "Invalid or expired token", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def require_active_user(user: Annotated[User, Depends(get_current_user)]) -> User:
+    """Every route that needs a caller: a router can take it whole, `dependencies=[...]`."""
+    if not user.is_active:  # the token is valid, the account may not act: 403, not 401
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This account is inactive")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(require_active_user)]
+# --8<-- [end:current_user]
+
+
+# --8<-- [start:login_limiter]
+@lru_cache
+def get_login_limiter() -> LoginLimiter:
+    """One per process, like the settings it is built from; tests override it like get_db."""
+    settings = get_settings()
+    return LoginLimiter(
+        settings.LOGIN_FAILURES_PER_ACCOUNT, settings.LOGIN_ATTEMPTS_PER_ADDRESS, settings.RATE_LIMIT_STORAGE
+    )
+
+
+LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
+# --8<-- [end:login_limiter]
 
 
 # --8<-- [start:model_providers]

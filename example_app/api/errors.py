@@ -9,15 +9,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from example_app.services.errors import (
+    AuthenticationError,
     ConflictError,
     InvalidReferenceError,
     NotFoundError,
+    PermissionDeniedError,
     ServiceError,
     UnavailableError,
 )
 
 # --8<-- [start:error_statuses]
 STATUS_FOR: dict[type[ServiceError], int] = {
+    AuthenticationError: status.HTTP_401_UNAUTHORIZED,  # who are you? (with WWW-Authenticate)
+    PermissionDeniedError: status.HTTP_403_FORBIDDEN,  # known, and not allowed
     NotFoundError: status.HTTP_404_NOT_FOUND,
     ConflictError: status.HTTP_409_CONFLICT,  # not 400: the request is fine, the state collides
     InvalidReferenceError: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -29,6 +33,8 @@ RETRY_AFTER_SECONDS = "1"
 async def service_error_handler(request: Request, exc: Exception) -> JSONResponse:
     code = next((c for kind, c in STATUS_FOR.items() if isinstance(exc, kind)), status.HTTP_400_BAD_REQUEST)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    if code == status.HTTP_401_UNAUTHORIZED:
+        headers = {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme to use
     return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 

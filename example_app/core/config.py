@@ -4,12 +4,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from limits import parse as parse_rate_limit
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 APP_DIR = Path(__file__).resolve().parent.parent
+MIN_SECRET_KEY_LENGTH = 32
+NEW_KEY_HINT = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 # --8<-- [start:settings]
@@ -39,6 +42,23 @@ class Settings(BaseSettings):
     # largest legitimate body is a full prediction batch (1,000 rows of 64 numbers: about 0.5 MB).
     MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1_024)] = 2 * 1024 * 1024
 
+    # --8<-- [start:auth_settings]
+    # Signs the access tokens (HS256). No default: a key written here would be in every clone
+    # of the repository. The app refuses to start without one (migrations do not need it).
+    SECRET_KEY: SecretStr | None = None
+    ACCESS_TOKEN_MINUTES: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    # Login attempts per client address, and failed ones per account (a success clears those),
+    # in the `limits` notation: "5/minute", "100 per hour".
+    LOGIN_FAILURES_PER_ACCOUNT: str = "5/minute"
+    LOGIN_ATTEMPTS_PER_ADDRESS: str = "20/minute"
+    # Where the failure counters live. In memory, each process counts for itself; several
+    # instances share one store, e.g. async+redis://redis:6379/0 (install `redis` for it).
+    RATE_LIMIT_STORAGE: str = "async+memory://"
+    # Argon2 hashes computed at once, process-wide (each holds 64 MiB while it runs); the
+    # others wait for a slot. More than the CPU cores buys no throughput, only memory.
+    PASSWORD_HASH_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2
+    # --8<-- [end:auth_settings]
+
     @field_validator("DATABASE_URL")
     @classmethod
     def _async_postgres_url(cls, value: str) -> str:
@@ -53,6 +73,21 @@ class Settings(BaseSettings):
             raise ValueError(f"driver {url.drivername!r} is not supported; use postgresql+asyncpg://...")
         if not url.database:
             raise ValueError("the URL names no database")
+        return value
+
+    @field_validator("SECRET_KEY")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"is too short: use at least {MIN_SECRET_KEY_LENGTH} characters ({NEW_KEY_HINT})"
+            )
+        return value
+
+    @field_validator("LOGIN_FAILURES_PER_ACCOUNT", "LOGIN_ATTEMPTS_PER_ADDRESS")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)  # ValueError for anything but "<count>/<period>" or "<count> per <period>"
         return value
 
     @property
@@ -81,3 +116,10 @@ def get_settings() -> Settings:
         return Settings()  # values come from the environment
     except ValidationError as error:
         raise SystemExit(_one_line(error)) from None
+
+
+def signing_key(settings: Settings) -> str:
+    """SECRET_KEY, which the app cannot run without: main.py asks for it at start-up."""
+    if settings.SECRET_KEY is None:
+        raise SystemExit(f"Invalid settings: SECRET_KEY is not set; {NEW_KEY_HINT}")
+    return settings.SECRET_KEY.get_secret_value()

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, true
+from sqlalchemy import CheckConstraint, false, true
 from sqlmodel import Field, Relationship
 
 from example_app.models.base import SQLModel
@@ -24,6 +24,8 @@ class User(SQLModel, table=True):
     hashed_password: str = Field(max_length=255)
     name: str = Field(max_length=100)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    # May read, edit and delete every account and post (python3 tasks.py create-superuser).
+    is_superuser: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from example_app.schemas.common import PatchModel
-from example_app.schemas.user import UserResponse
+from example_app.schemas.user import AuthorResponse
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
@@ -20,8 +20,7 @@ class PostCreate(BaseModel):
 
     title: Title
     body: Body
-    author_id: int = Field(gt=0)
-    tags: Tags = []
+    tags: Tags = []  # no author_id: the author is the caller (the token), never the body
 
 
 class PostUpdate(PatchModel):
@@ -44,7 +43,7 @@ class PostResponse(BaseModel):
 
 
 class PostWithAuthor(PostResponse):
-    author: UserResponse  # loaded explicitly by the service (selectinload)
+    author: AuthorResponse  # id and name only; loaded explicitly by the service (selectinload)
 
 
 # --8<-- [end:post_schemas]

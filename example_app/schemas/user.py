@@ -17,7 +17,9 @@ class UserCreate(BaseModel):
 
 class UserUpdate(PatchModel):
     name: Name | None = None
+    # Only a superuser may set these, and not on their own account (services/permissions.py).
     is_active: bool | None = None
+    is_superuser: bool | None = None
 
 
 class UserResponse(BaseModel):
@@ -27,6 +29,16 @@ class UserResponse(BaseModel):
     email: str
     name: str
     is_active: bool
+    is_superuser: bool
     created_at: datetime
     updated_at: datetime
     # No password, no hash: this class is the only shape a user leaves the server in.
+
+
+class AuthorResponse(BaseModel):
+    """What anyone may see of a post's author: posts are public, accounts (email) are not."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str

@@ -20,6 +20,14 @@ class InvalidReferenceError(ServiceError):
     """The request names a related row that does not exist (a post's author_id)."""
 
 
+class AuthenticationError(ServiceError):
+    """Unknown email or wrong password: one error for both, so neither is revealed."""
+
+
+class PermissionDeniedError(ServiceError):
+    """The caller is known, and may not do this (an inactive account, someone else's post)."""
+
+
 def violated_constraint(error: IntegrityError) -> str | None:
     """The name of the constraint PostgreSQL reported (asyncpg keeps it on the cause)."""
     return getattr(error.orig.__cause__, "constraint_name", None) if error.orig else None

@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlmodel import col, select
@@ -11,7 +10,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from example_app.models import Post, User
 from example_app.models.base import POSTS_AUTHOR_FK
 from example_app.schemas.post import PostCreate, PostUpdate
-from example_app.services.errors import InvalidReferenceError, NotFoundError, violated_constraint
+from example_app.services.errors import (
+    InvalidReferenceError,
+    NotFoundError,
+    PermissionDeniedError,
+    violated_constraint,
+)
+from example_app.services.permissions import may_edit_post
 from example_app.services.slugs import slugify
 
 
@@ -22,8 +27,8 @@ class PostService:
     async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Sequence[Post]:
         statement = select(Post)
         if author_id is not None:
-            if await self.db.get(User, author_id) is None:
-                raise NotFoundError("User", author_id)
+            # No "user not found": an id without posts answers [], whether or not it has an
+            # account, so this public listing never confirms that an account exists.
             statement = statement.where(Post.author_id == author_id)
         # Newest first; id breaks ties so that pages never overlap or skip rows.
         statement = statement.order_by(col(Post.created_at).desc(), col(Post.id).desc())
@@ -43,8 +48,10 @@ class PostService:
             raise NotFoundError("Post", post_id)
         return post
 
-    async def create(self, data: PostCreate) -> Post:
-        post = Post.model_validate(data, update={"slug": slugify(data.title, fallback="post")})
+    async def create(self, author: User, data: PostCreate) -> Post:
+        post = Post.model_validate(
+            data, update={"author_id": author.id, "slug": slugify(data.title, fallback="post")}
+        )
         self.db.add(post)
         try:
             await self.db.commit()
@@ -52,12 +59,18 @@ class PostService:
             # No pre-check: the foreign key answers "does the author exist?" race-free.
             await self.db.rollback()
             if violated_constraint(error) == POSTS_AUTHOR_FK:
-                raise InvalidReferenceError(f"author_id {data.author_id} is not an existing user") from None
+                raise InvalidReferenceError(f"author_id {author.id} is not an existing user") from None
             raise
         return post
 
-    async def update(self, post_id: int, data: PostUpdate) -> Post:
-        post = await self.get(post_id)
+    async def get_editable(self, actor: User, post_id: int) -> Post:
+        post = await self.get(post_id)  # a missing post is a 404 for everyone
+        if not may_edit_post(actor, post):
+            raise PermissionDeniedError("Only its author or a superuser may change this post")
+        return post
+
+    async def update(self, actor: User, post_id: int, data: PostUpdate) -> Post:
+        post = await self.get_editable(actor, post_id)
         changes = data.model_dump(exclude_unset=True)
         if "title" in changes:
             changes["slug"] = slugify(changes["title"], fallback=f"post-{post_id}")
@@ -65,8 +78,7 @@ class PostService:
         await self.db.commit()
         return post
 
-    async def delete(self, post_id: int) -> None:
-        result = await self.db.exec(delete(Post).where(col(Post.id) == post_id))
-        if result.rowcount == 0:
-            raise NotFoundError("Post", post_id)
+    async def delete(self, actor: User, post_id: int) -> None:
+        post = await self.get_editable(actor, post_id)
+        await self.db.delete(post)
         await self.db.commit()

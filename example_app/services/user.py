@@ -6,15 +6,22 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.concurrency import run_in_threadpool
 
-from example_app.core.security import hash_password
+from example_app.core.security import DUMMY_HASH, hash_password_async, verify_password_async
 from example_app.models import User
 from example_app.models.base import USERS_EMAIL_UNIQUE
 from example_app.schemas.user import UserCreate, UserUpdate
-from example_app.services.errors import ConflictError, NotFoundError, violated_constraint
+from example_app.services.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    violated_constraint,
+)
+from example_app.services.permissions import may_change_fields, may_list_accounts, may_see_account
 
 EMAIL_TAKEN = "A user with this email already exists"
+BAD_CREDENTIALS = "Incorrect email or password"
 
 
 # --8<-- [start:user_service]
@@ -22,7 +29,9 @@ class UserService:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def list_users(self, *, skip: int, limit: int) -> Sequence[User]:
+    async def list_users(self, actor: User, *, skip: int, limit: int) -> Sequence[User]:
+        if not may_list_accounts(actor):
+            raise PermissionDeniedError("Only superusers may list users")
         # ORDER BY makes pages stable: without it PostgreSQL may return rows in any order.
         statement = select(User).order_by(col(User.id)).offset(skip).limit(limit)
         return (await self.db.exec(statement)).all()
@@ -33,16 +42,23 @@ class UserService:
             raise NotFoundError("User", user_id)
         return user
 
+    async def get_for(self, actor: User, user_id: int) -> User:
+        # Someone else's account is "not found": the answer does not say whether it exists.
+        if not may_see_account(actor, user_id):
+            raise NotFoundError("User", user_id)
+        return await self.get(user_id)
+
     async def get_by_email(self, email: str) -> User | None:
         statement = select(User).where(User.email == email.lower())
         return (await self.db.exec(statement)).first()
 
-    async def create(self, data: UserCreate) -> User:
+    async def create(self, data: UserCreate, *, is_superuser: bool = False) -> User:
         # The pre-check gives the common case a clear answer without an Argon2 hash...
         if await self.get_by_email(data.email) is not None:
             raise ConflictError(EMAIL_TAKEN)
-        hashed = await run_in_threadpool(hash_password, data.password)  # CPU-bound: off the loop
-        user = User(email=data.email, name=data.name, hashed_password=hashed)
+        await self.db.commit()  # end the read: no pooled connection waits for a hashing slot
+        hashed = await hash_password_async(data.password)  # CPU-bound: off the loop, bounded
+        user = User(email=data.email, name=data.name, hashed_password=hashed, is_superuser=is_superuser)
         self.db.add(user)
         try:
             await self.db.commit()
@@ -55,18 +71,37 @@ class UserService:
             raise
         return user  # expire_on_commit=False: id and defaults are loaded, no refresh needed
 
-    async def update(self, user_id: int, data: UserUpdate) -> User:
-        user = await self.get(user_id)
-        user.sqlmodel_update(data.model_dump(exclude_unset=True))  # only the fields sent
+    async def update(self, actor: User, user_id: int, data: UserUpdate) -> User:
+        user = await self.get_for(actor, user_id)
+        changes = data.model_dump(exclude_unset=True)  # only the fields sent
+        if not may_change_fields(actor, user_id, set(changes)):
+            raise PermissionDeniedError("Only a superuser may change is_active or is_superuser, of others")
+        user.sqlmodel_update(changes)
         await self.db.commit()  # updated_at moves through the column's onupdate
         return user
 
-    async def delete(self, user_id: int) -> None:
+    async def delete(self, actor: User, user_id: int) -> None:
+        if not may_see_account(actor, user_id):
+            raise NotFoundError("User", user_id)
         # One statement; the database's ON DELETE CASCADE removes the user's posts.
         result = await self.db.exec(delete(User).where(col(User.id) == user_id))
         if result.rowcount == 0:
             raise NotFoundError("User", user_id)
         await self.db.commit()
 
+    # --8<-- [end:user_service]
 
-# --8<-- [end:user_service]
+    # --8<-- [start:authenticate]
+    async def authenticate(self, email: str, password: str) -> User:
+        """The user these credentials belong to. Unknown email and wrong password fail alike."""
+        user = await self.get_by_email(email)
+        await self.db.commit()  # end the read before waiting for a hashing slot
+        # Verify against a real hash, or the dummy one: the same work, so the same time.
+        matches = await verify_password_async(password, user.hashed_password if user else DUMMY_HASH)
+        if user is None or not matches:
+            raise AuthenticationError(BAD_CREDENTIALS)
+        if not user.is_active:  # told only to someone who knows the password
+            raise PermissionDeniedError("This account is inactive")
+        return user
+
+    # --8<-- [end:authenticate]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from example_app.services import errors
 from example_app.services import user as user_service
-from tests.support import path
+from tests.support import bearer, log_in, path
 
 
 @pytest.fixture
@@ -55,15 +55,18 @@ async def test_no_connection_is_left_idle_in_transaction(
         path("create_user"), json={"email": "tx@example.com", "password": "long enough", "name": "Tx"}
     )
     user_id = created.json()["id"]
+    me = bearer((await log_in(live_client, "tx@example.com", "long enough")).json()["access_token"])
     for response in await asyncio.gather(
-        live_client.get(path("get_user", user_id=user_id)),
-        live_client.get(path("get_user", user_id=424242)),  # 404 path
+        live_client.get(path("get_user", user_id=user_id), headers=me),
+        live_client.get(path("get_user", user_id=424242), headers=me),  # 404 path
         live_client.post(
             path("create_user"), json={"email": "tx@example.com", "password": "long enough", "name": "T"}
         ),
-        live_client.patch(path("update_user", user_id=user_id), json={"name": None}),  # 422 path
-        live_client.post(path("create_post"), json={"title": "t", "body": "b", "author_id": 999_999}),
-        live_client.get(path("list_users")),
+        live_client.patch(path("update_user", user_id=user_id), json={"name": None}, headers=me),  # 422
+        live_client.post(path("create_post"), json={"title": "t", "body": "b"}, headers=me),
+        live_client.get(path("list_users"), headers=me),  # 403 path
+        live_client.get(path("get_user", user_id=user_id), headers=bearer("forged")),  # 401 path
+        log_in(live_client, "tx@example.com", "wrong password"),  # a hash, then 401
     ):
         assert response.status_code < 500
     async with engine.connect() as conn:
@@ -87,6 +90,7 @@ async def test_concurrency_above_the_pool_size_queues_instead_of_failing(live_cl
         path("create_user"), json={"email": "pool@example.com", "password": "long enough", "name": "P"}
     )
     url = path("get_user", user_id=created.json()["id"])
-    responses = await asyncio.gather(*(live_client.get(url) for _ in range(capacity * 3)))
+    me = bearer((await log_in(live_client, "pool@example.com", "long enough")).json()["access_token"])
+    responses = await asyncio.gather(*(live_client.get(url, headers=me) for _ in range(capacity * 3)))
     assert {r.status_code for r in responses} == {200}
     assert app_engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # nothing leaked

@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.security import verify_password
-from tests.support import UserFactory, path, sql
+from tests.support import Caller, CallerFactory, path, sql
 
 NEW_USER = {"email": "ada@example.com", "password": "correct horse", "name": "Ada"}
 
@@ -29,8 +29,9 @@ async def test_create_user(client: AsyncClient) -> None:
 
 
 @pytest.mark.pattern("T05", "R03", "E11")
-async def test_get_user_not_found(client: AsyncClient) -> None:
-    response = await client.get(path("get_user", user_id=999))
+async def test_get_user_not_found(client: AsyncClient, make_caller: CallerFactory) -> None:
+    admin = await make_caller(superuser=True)  # reading accounts takes a token (see AU03)
+    response = await client.get(path("get_user", user_id=999), headers=admin.headers)
     assert response.status_code == 404
     assert response.json() == {"detail": "User 999 not found"}  # the detail, not just the code
 
@@ -39,11 +40,14 @@ async def test_get_user_not_found(client: AsyncClient) -> None:
 
 
 @pytest.mark.pattern("R06", "M02", "SC03")
-async def test_created_user_is_readable_back(client: AsyncClient, db_session: AsyncSession) -> None:
+async def test_created_user_is_readable_back(
+    client: AsyncClient, db_session: AsyncSession, make_caller: CallerFactory
+) -> None:
     created = (await client.post(path("create_user"), json=NEW_USER)).json()
     row = (await sql(db_session, "SELECT email, name FROM users WHERE id = :id", id=created["id"])).one()
     assert tuple(row) == ("ada@example.com", "Ada")
-    fetched = await client.get(path("get_user", user_id=created["id"]))
+    admin = await make_caller(superuser=True)
+    fetched = await client.get(path("get_user", user_id=created["id"]), headers=admin.headers)
     assert fetched.json() == created
 
 
@@ -111,9 +115,11 @@ async def test_missing_field_is_422(client: AsyncClient, missing: str) -> None:
 
 
 @pytest.mark.pattern("R07", "SC02", "E31")
-async def test_patch_changes_only_the_fields_sent(client: AsyncClient, make_user: UserFactory) -> None:
-    user = await make_user(name="Before")
-    response = await client.patch(path("update_user", user_id=user["id"]), json={"is_active": False})
+async def test_patch_changes_only_the_fields_sent(client: AsyncClient, make_caller: CallerFactory) -> None:
+    admin, user = await make_caller(superuser=True), (await make_caller(name="Before")).user
+    response = await client.patch(
+        path("update_user", user_id=user["id"]), json={"is_active": False}, headers=admin.headers
+    )
     assert response.status_code == 200
     updated = response.json()
     assert updated["is_active"] is False
@@ -123,10 +129,11 @@ async def test_patch_changes_only_the_fields_sent(client: AsyncClient, make_user
 
 @pytest.mark.pattern("E09", "M05")
 async def test_updated_at_moves_on_update_and_created_at_does_not(
-    client: AsyncClient, make_user: UserFactory
+    client: AsyncClient, caller: Caller
 ) -> None:
-    user = await make_user()
-    updated = (await client.patch(path("update_user", user_id=user["id"]), json={"name": "New"})).json()
+    user = caller.user
+    url = path("update_user", user_id=user["id"])
+    updated = (await client.patch(url, json={"name": "New"}, headers=caller.headers)).json()
     assert updated["updated_at"] > user["updated_at"]
     assert updated["created_at"] == user["created_at"]
     assert updated["updated_at"].endswith("Z") or "+00:00" in updated["updated_at"]  # aware UTC
@@ -135,51 +142,61 @@ async def test_updated_at_moves_on_update_and_created_at_does_not(
 @pytest.mark.pattern("E07", "D04", "R07")
 @pytest.mark.parametrize("body", [{"name": None}, {"is_active": None}, {"name": None, "is_active": True}])
 async def test_explicit_null_in_patch_is_422_not_500(
-    client: AsyncClient, make_user: UserFactory, body: dict[str, object]
+    client: AsyncClient, make_caller: CallerFactory, body: dict[str, object]
 ) -> None:
-    user = await make_user(name="Kept")
-    response = await client.patch(path("update_user", user_id=user["id"]), json=body)
+    me = await make_caller(name="Kept")
+    user = me.user
+    response = await client.patch(path("update_user", user_id=user["id"]), json=body, headers=me.headers)
     assert response.status_code == 422
     assert "cannot be null; leave the field out instead" in response.text
     assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
         ("body", k) for k, v in body.items() if v is None
     }
-    assert (await client.get(path("get_user", user_id=user["id"]))).json()["name"] == "Kept"
+    assert (await client.get(path("get_user", user_id=user["id"]), headers=me.headers)).json()[
+        "name"
+    ] == "Kept"
 
 
 @pytest.mark.pattern("D04", "E08")
-async def test_patch_validates_like_create(client: AsyncClient, make_user: UserFactory) -> None:
-    user = await make_user()
-    too_long = await client.patch(path("update_user", user_id=user["id"]), json={"name": "n" * 101})
+async def test_patch_validates_like_create(client: AsyncClient, caller: Caller) -> None:
+    url = path("update_user", user_id=caller.id)
+    too_long = await client.patch(url, json={"name": "n" * 101}, headers=caller.headers)
     assert too_long.status_code == 422
-    unknown = await client.patch(path("update_user", user_id=user["id"]), json={"email": "x@example.com"})
+    unknown = await client.patch(url, json={"email": "x@example.com"}, headers=caller.headers)
     assert unknown.status_code == 422  # email is not updatable here: extra fields are refused
 
 
 @pytest.mark.pattern("R07")
-async def test_patch_unknown_user_is_404(client: AsyncClient) -> None:
-    response = await client.patch(path("update_user", user_id=4242), json={"name": "Nobody"})
+async def test_patch_unknown_user_is_404(client: AsyncClient, make_caller: CallerFactory) -> None:
+    admin = await make_caller(superuser=True)
+    response = await client.patch(
+        path("update_user", user_id=4242), json={"name": "Nobody"}, headers=admin.headers
+    )
     assert response.status_code == 404
     assert response.json() == {"detail": "User 4242 not found"}
 
 
-async def test_delete_user_then_it_is_gone(client: AsyncClient, make_user: UserFactory) -> None:
-    user = await make_user()
-    deleted = await client.delete(path("delete_user", user_id=user["id"]))
+async def test_delete_user_then_it_is_gone(client: AsyncClient, make_caller: CallerFactory) -> None:
+    admin, user = await make_caller(superuser=True), (await make_caller()).user
+    deleted = await client.delete(path("delete_user", user_id=user["id"]), headers=admin.headers)
     assert deleted.status_code == 204
     assert deleted.content == b""
-    assert (await client.get(path("get_user", user_id=user["id"]))).status_code == 404
-    again = await client.delete(path("delete_user", user_id=user["id"]))
+    assert (await client.get(path("get_user", user_id=user["id"]), headers=admin.headers)).status_code == 404
+    again = await client.delete(path("delete_user", user_id=user["id"]), headers=admin.headers)
     assert again.status_code == 404
 
 
 @pytest.mark.pattern("R02", "E15")
-async def test_list_is_ordered_and_paged(client: AsyncClient, make_user: UserFactory) -> None:
-    ids = [(await make_user())["id"] for _ in range(5)]
-    page1 = (await client.get(path("list_users"), params={"limit": 2})).json()
-    page2 = (await client.get(path("list_users"), params={"skip": 2, "limit": 2})).json()
-    page3 = (await client.get(path("list_users"), params={"skip": 4, "limit": 2})).json()
-    assert [u["id"] for u in page1 + page2 + page3] == sorted(ids)
+async def test_list_is_ordered_and_paged(client: AsyncClient, make_caller: CallerFactory) -> None:
+    admin = await make_caller(superuser=True)
+    ids = [admin.id] + [(await make_caller()).id for _ in range(4)]
+    pages = [
+        (
+            await client.get(path("list_users"), params={"skip": skip, "limit": 2}, headers=admin.headers)
+        ).json()
+        for skip in (0, 2, 4)
+    ]
+    assert [u["id"] for page in pages for u in page] == sorted(ids)
 
 
 @pytest.mark.pattern("R02", "E15")
@@ -187,16 +204,19 @@ async def test_list_is_ordered_and_paged(client: AsyncClient, make_user: UserFac
     "params",
     [{"limit": -1}, {"limit": 0}, {"limit": 10_000}, {"skip": -1}, {"limit": "ten"}, {"skip": 2**31}],
 )
-async def test_list_rejects_bad_paging_with_422(client: AsyncClient, params: dict[str, Any]) -> None:
-    response = await client.get(path("list_users"), params=params)
+async def test_list_rejects_bad_paging_with_422(
+    client: AsyncClient, make_caller: CallerFactory, params: dict[str, Any]
+) -> None:
+    admin = await make_caller(superuser=True)
+    response = await client.get(path("list_users"), params=params, headers=admin.headers)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][0] == "query"
 
 
 @pytest.mark.pattern("R03", "E15")
 @pytest.mark.parametrize("user_id", ["abc", "0", "-5", str(2**31), "1.5"])
-async def test_bad_ids_are_422_not_500(client: AsyncClient, user_id: str) -> None:
-    response = await client.get(f"{path('list_users')}/{user_id}")
+async def test_bad_ids_are_422_not_500(client: AsyncClient, caller: Caller, user_id: str) -> None:
+    response = await client.get(f"{path('list_users')}/{user_id}", headers=caller.headers)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "user_id"]
 

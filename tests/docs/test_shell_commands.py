@@ -59,6 +59,11 @@ RUN_BY_TESTS = {
     ),
 }
 
+CURL_SESSION = (
+    "needs the server above; tests/test_served_auth.py::test_the_documented_curl_sessions_work "
+    "runs the Quick start's and Adding a feature's lines with bash against a served app"
+)
+
 NOT_RUN = {
     "python3 tasks.py train": (
         "rewrites the committed artifact; tests/ml/test_artifact.py runs the same training into a "
@@ -103,6 +108,32 @@ NOT_RUN = {
     'export DATABASE_URL="postgresql+asyncpg://app:secret@localhost:5432/app"': (
         "sets a variable in the reader's shell for a server of theirs; the tests set DATABASE_URL "
         "for every command they run"
+    ),
+    'curl -X POST http://127.0.0.1:8000/api/v1/users -H "Content-Type: application/json" -d \'{"email": '
+    '"ada@example.com", "password": "correct horse", "name": "Ada"}\'': CURL_SESSION,
+    (
+        "TOKEN=$(curl -s -X POST http://127.0.0.1:8000/api/v1/auth/token -d username=ada@example.com -d "
+        '"password=correct horse" | python3 -c "import json, sys; '
+        "print(json.load(sys.stdin)['access_token'])\")"
+    ): CURL_SESSION,
+    (
+        'curl -X POST http://127.0.0.1:8000/api/v1/posts -H "Authorization: Bearer $TOKEN" -H '
+        '"Content-Type: application/json" -d \'{"title": "Hello", "body": "My first post."}\''
+    ): CURL_SESSION,
+    (
+        'curl -X POST http://127.0.0.1:8000/api/v1/posts -H "Authorization: Bearer $TOKEN" -H '
+        '"Content-Type: application/json" -d \'{"title": "Hello, World!", "body": "First post.", '
+        '"tags": ["ml"]}\''
+    ): CURL_SESSION,
+    "curl http://127.0.0.1:8000/api/v1/posts": CURL_SESSION,
+    "python3 tasks.py create-superuser --email admin@example.com": (
+        "asks for a password on the terminal and writes to the serve database; "
+        "tests/test_superuser.py runs the task on a scratch database, with the password from "
+        "SUPERUSER_PASSWORD and from standard input"
+    ),
+    "export SECRET_KEY=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\"": (
+        "sets a variable in the reader's shell; the tests set SECRET_KEY for every process they start "
+        "(tests/conftest.py), and tests/test_settings.py starts the app without one"
     ),
     "venv/bin/uvicorn example_app.main:app --reload": (
         "--reload watches the files until stopped; tests/test_project.py runs "

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlparse
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from devtools.docs_source import Include, page_includes, section_text
 from devtools.patterns import load_catalogue
 from devtools.test_tools import chromium_executable
-from tests.support import ROOT, BuiltSite
+from tests.support import ROOT, BuiltSite, alembic_config, served_app
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -207,3 +208,49 @@ def test_screenshot_of_the_decisions_pages_for_review(context: BrowserContext, s
         page.screenshot(path=str(shot), full_page=True)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert shot.stat().st_size > 20_000
+
+
+# --8<-- [start:test_swagger_authorize]
+@pytest.mark.pattern("AU01")
+def test_swagger_ui_authorizes_and_calls_a_protected_route(browser: Browser, scratch_url: str) -> None:
+    """The app's own /docs, served by uvicorn: log in with the Authorize button, then Try it out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from alembic import command
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this one: migrate in another
+        thread.submit(command.upgrade, alembic_config(scratch_url), "head").result()
+    with served_app(scratch_url) as app:
+        ada = {"email": "ada@example.com", "password": "correct horse", "name": "Ada"}
+        user_id = httpx.post(f"{app.url}/api/v1/users", json=ada).json()["id"]
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(app.url) else outside.append(r.url))
+        page.goto(f"{app.url}/docs")
+
+        page.locator("button.authorize").first.click()  # the Authorize button, top right
+        page.fill("#oauth_username", ada["email"])
+        page.fill("#oauth_password", ada["password"])
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/token")) as login:
+            page.locator(".auth-btn-wrapper button.authorize").click()
+        assert login.value.status == 200
+        page.locator(".auth-btn-wrapper button.btn-done").click()  # close the dialog
+
+        operation = page.locator("#operations-users-get_user_api_v1_users__user_id__get")
+        operation.locator(".opblock-summary").click()
+        operation.locator("button.try-out__btn").click()
+        operation.locator('tr[data-param-name="user_id"] input').fill(str(user_id))
+        with page.expect_response(lambda r: r.url.endswith(f"/api/v1/users/{user_id}")) as call:
+            operation.locator("button.execute").click()
+        assert call.value.status == 200  # Swagger UI sent the bearer token it got at login
+        assert call.value.request.headers["authorization"].startswith("Bearer ")
+        assert call.value.json()["email"] == ada["email"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "swagger-ui-authorized.png"), full_page=False)
+        context.close()
+    assert outside == []  # Swagger UI's files come from the app, not a CDN
+
+
+# --8<-- [end:test_swagger_authorize]

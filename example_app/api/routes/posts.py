@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, status
 
-from example_app.api.dependencies import PostServiceDep
+from example_app.api.dependencies import CurrentUser, PostServiceDep
 from example_app.api.params import Limit, PostId, Skip
 from example_app.models import Post
 from example_app.schemas.post import PostCreate, PostResponse, PostUpdate, PostWithAuthor
@@ -23,15 +23,15 @@ async def get_post(post_id: PostId, service: PostServiceDep) -> Post:
 
 
 @router.post("", response_model=PostResponse, status_code=status.HTTP_201_CREATED)
-async def create_post(post_in: PostCreate, service: PostServiceDep) -> Post:
-    return await service.create(post_in)  # unknown author_id -> 422
+async def create_post(post_in: PostCreate, me: CurrentUser, service: PostServiceDep) -> Post:
+    return await service.create(me, post_in)  # the author is the caller
 
 
 @router.patch("/{post_id}", response_model=PostResponse)
-async def update_post(post_id: PostId, post_in: PostUpdate, service: PostServiceDep) -> Post:
-    return await service.update(post_id, post_in)
+async def update_post(post_id: PostId, post_in: PostUpdate, me: CurrentUser, service: PostServiceDep) -> Post:
+    return await service.update(me, post_id, post_in)  # not the author -> 403
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_post(post_id: PostId, service: PostServiceDep) -> None:
-    await service.delete(post_id)
+async def delete_post(post_id: PostId, me: CurrentUser, service: PostServiceDep) -> None:
+    await service.delete(me, post_id)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, status
 
-from example_app.api.dependencies import PostServiceDep, UserServiceDep
+from example_app.api.dependencies import CurrentUser, PostServiceDep, UserServiceDep
 from example_app.api.params import Limit, Skip, UserId
 from example_app.models import Post, User
 from example_app.schemas.post import PostResponse
@@ -16,28 +16,30 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("", response_model=list[UserResponse])
-async def list_users(service: UserServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[User]:
-    return await service.list_users(skip=skip, limit=limit)
+async def list_users(
+    me: CurrentUser, service: UserServiceDep, skip: Skip = 0, limit: Limit = 20
+) -> Sequence[User]:
+    return await service.list_users(me, skip=skip, limit=limit)  # superusers only: else 403
 
 
 @router.get("/{user_id}", response_model=UserResponse)
-async def get_user(user_id: UserId, service: UserServiceDep) -> User:
-    return await service.get(user_id)  # NotFoundError -> 404 "User 7 not found"
+async def get_user(user_id: UserId, me: CurrentUser, service: UserServiceDep) -> User:
+    return await service.get_for(me, user_id)  # NotFoundError -> 404 "User 7 not found"
 
 
 @router.post("", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
 async def create_user(user_in: UserCreate, service: UserServiceDep) -> User:
-    return await service.create(user_in)  # ConflictError -> 409
+    return await service.create(user_in)  # sign-up: no token needed; ConflictError -> 409
 
 
 @router.patch("/{user_id}", response_model=UserResponse)
-async def update_user(user_id: UserId, user_in: UserUpdate, service: UserServiceDep) -> User:
-    return await service.update(user_id, user_in)
+async def update_user(user_id: UserId, user_in: UserUpdate, me: CurrentUser, service: UserServiceDep) -> User:
+    return await service.update(me, user_id, user_in)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: UserId, service: UserServiceDep) -> None:
-    await service.delete(user_id)
+async def delete_user(user_id: UserId, me: CurrentUser, service: UserServiceDep) -> None:
+    await service.delete(me, user_id)
 
 
 # --8<-- [end:users_router]
