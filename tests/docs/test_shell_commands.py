@@ -81,8 +81,8 @@ NOT_RUN = {
         "needs the server above; the tests send the same request with httpx"
     ),
     (
-        "curl -X POST http://127.0.0.1:8000/api/v1/predictions -H "
-        '"Content-Type: application/json" -d @example_app/ml/artifacts/digits/example-request.json'
+        'curl -X POST http://127.0.0.1:8000/api/v1/predictions -H "Authorization: Bearer $TOKEN" '
+        '-H "Content-Type: application/json" -d @example_app/ml/artifacts/digits/example-request.json'
     ): (
         "needs the server above; tests/test_project.py sends the same file to the same route of a "
         "uvicorn on a migrated database and finds the logged row"
