@@ -134,11 +134,10 @@ def main(record: bool = False) -> None:
             f"{platform.python_implementation()} {platform.python_version()}, {versions}, "
             f"load average {load_before:.1f} at start"
         )
+        marker = "# --8<" + "-- [{}:model_artifact]\n"  # in parts: this file holds no section
         RECORD.write_text(
             "# The figures the guide shows for the model artifact; rewrite with --record.\n"
-            "# --8<-- [start:model_artifact]\n"
-            f"{header}\n{table}\n"
-            "# --8<-- [end:model_artifact]\n"
+            f"{marker.format('start')}{header}\n{table}\n{marker.format('end')}"
         )
         print(f"\nrecorded in {RECORD.relative_to(ROOT)}")
 
