@@ -244,12 +244,17 @@ def test_the_app_boots_under_uvicorn_on_loopback(database_url: str, migrated: ob
         assert response.status_code == 200
         assert response.json()["database"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health/ready", timeout=5).status_code == 200
-        # The quick start's prediction: the example request shipped next to the model.
+        # The quick start's prediction, signed in as the quick start is: the example request
+        # shipped next to the model.
+        api = f"http://127.0.0.1:{port}/api/v1"
+        login = {"username": BOOT_USER["email"], "password": BOOT_USER["password"]}
+        assert httpx.post(f"{api}/users", json=BOOT_USER, timeout=10).status_code == 201
+        token = httpx.post(f"{api}/auth/token", data=login, timeout=10).json()["access_token"]
         example = (ROOT / "example_app/ml/artifacts/digits/example-request.json").read_bytes()
         predicted = httpx.post(
-            f"http://127.0.0.1:{port}/api/v1/predictions",
+            f"{api}/predictions",
             content=example,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             timeout=10,
         )
         assert predicted.status_code == 200, predicted.text
@@ -258,9 +263,24 @@ def test_the_app_boots_under_uvicorn_on_loopback(database_url: str, migrated: ob
     finally:
         server.terminate()
         server.wait(timeout=10)
+        _delete_boot_user(database_url)
 
 
 # --8<-- [end:test_uvicorn_boots]
+
+
+BOOT_USER = {"email": "boot@example.com", "password": "correct horse", "name": "Boot"}
+
+
+def _delete_boot_user(database_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.support import sync_url
+
+    engine = create_engine(sync_url(database_url))
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE email = :e"), {"e": BOOT_USER["email"]})
+    engine.dispose()
 
 
 def _delete_logged_prediction(database_url: str, prediction_id: int) -> None:

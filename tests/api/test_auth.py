@@ -79,6 +79,14 @@ def test_openapi_declares_the_bearer_scheme_on_protected_routes_only() -> None:
     public |= {("GET", "/api/v1/posts/{post_id}"), ("GET", "/api/v1/users/{user_id}/posts")}
     public |= {("GET", "/api/v1/health")}
     assert not public & secured
+    # Every ML route, today's and any added later: predictions, models, jobs, search.
+    ml = {
+        (method, route)
+        for method, route in {(m.upper(), r) for r, ms in schema["paths"].items() for m in ms}
+        if route.startswith(("/api/v1/predictions", "/api/v1/models", "/api/v1/jobs", "/api/v1/posts/search"))
+    }
+    assert ("POST", "/api/v1/predictions") in ml
+    assert ml <= secured, ml - secured
 
 
 # --- 401: who are you? ----------------------------------------------------------------------------

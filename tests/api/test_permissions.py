@@ -6,6 +6,7 @@ ordinary user, a superuser, an inactive user, and a post written by the owner.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.core.config import get_settings
 from tests.support import Caller, CallerFactory, bearer, path, sql
 
 
@@ -43,6 +45,9 @@ async def cast(client: AsyncClient, make_caller: CallerFactory) -> Cast:
         path("create_post"), json={"title": "Mine", "body": "b"}, headers=owner.headers
     )
     return Cast(owner, other, admin, inactive, created.json()["id"])
+
+
+DIGIT = json.loads((get_settings().MODEL_DIR / "example-request.json").read_text())  # a zero
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,14 @@ RULES: dict[str, list[Case]] = {
         Case("DELETE", "delete_post", "post", "admin", 204),
         Case("DELETE", "delete_post", "post", "other", 403),
         Case("DELETE", "delete_post", "post", None, 401),
+    ],
+    "every ML route: any active user": [
+        Case("GET", "list_models", None, "other", 200),
+        Case("POST", "predict", None, "other", 200, DIGIT),
+        Case("POST", "predict", None, None, 401, DIGIT),
+        Case("POST", "predict", None, "inactive", 403, DIGIT),
+        Case("GET", "list_predictions", None, "admin", 200),
+        Case("GET", "list_predictions", None, None, 401),
     ],
 }
 # --8<-- [end:rules_table]

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
 from example_app.services.keyset import decode_cursor
-from tests.support import path, sql
+from tests.support import PASSWORD, bearer, log_in, path, sql
 
 # Rows made in SQL, as many as wanted, in one statement: half of them share a timestamp, so the
 # id has to break ties. `:n` rows, `:start` seconds ago and onwards.
@@ -136,6 +136,13 @@ async def served_app() -> AsyncIterator[str]:
         await task
 
 
+async def signed_in(http: httpx.AsyncClient) -> dict[str, str]:
+    """Sign up and log in through the served app (committed: the test deletes the user after)."""
+    body = {"email": "export@example.com", "password": PASSWORD, "name": "Export"}
+    assert (await http.post(path("create_user"), json=body)).status_code == 201
+    return bearer((await log_in(http, body["email"])).json()["access_token"])
+
+
 async def app_connections(engine: AsyncEngine) -> list[str]:
     """States of the other connections reading predictions (the app's, seen from the server)."""
     async with engine.connect() as conn:
@@ -157,6 +164,7 @@ async def test_the_export_streams_from_a_cursor_and_lets_go_when_the_client_does
         await conn.execute(text(SEED), {"n": 20_000, "start": 100_000})  # about 12 MB of JSON Lines
     try:
         async with served_app() as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+            http.headers.update(await signed_in(http))  # the ML routes take a token
             # 1. The first line arrives while the app is still inside the query: its connection
             #    is in a transaction with the cursor open, and the rest of the rows are unread.
             async with http.stream("GET", path("export_predictions")) as response:
@@ -184,6 +192,7 @@ async def test_the_export_streams_from_a_cursor_and_lets_go_when_the_client_does
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("TRUNCATE predictions"))
+            await conn.execute(text("DELETE FROM users WHERE email = 'export@example.com'"))
 
 
 # --8<-- [end:export_tests]

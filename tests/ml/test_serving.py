@@ -23,7 +23,7 @@ from example_app.core.config import get_settings
 from example_app.ml.artifact import LoadedModel, Prediction
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS
-from tests.support import NO_SECRETS, path, sql
+from tests.support import NO_SECRETS, Caller, path, sql
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def model_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def client_without_lifespan(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
+async def client_without_lifespan(db_session: AsyncSession, caller: Caller) -> AsyncIterator[AsyncClient]:
     """Like `client`, but the test runs the lifespan itself (after spoiling the artifact)."""
     from example_app.api.dependencies import get_db
     from example_app.main import app
@@ -47,7 +47,10 @@ async def client_without_lifespan(db_session: AsyncSession) -> AsyncIterator[Asy
     app.dependency_overrides[get_db] = get_test_db
     try:
         async with AsyncClient(
-            transport=ASGITransport(app), base_url="http://test", event_hooks=NO_SECRETS
+            transport=ASGITransport(app),
+            base_url="http://test",
+            event_hooks=NO_SECRETS,
+            headers=caller.headers,
         ) as http:
             yield http
     finally:

@@ -3,10 +3,10 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from example_app.api.dependencies import DigitsModelDep, ModelsDep, PredictionServiceDep
+from example_app.api.dependencies import DigitsModelDep, ModelsDep, PredictionServiceDep, require_active_user
 from example_app.api.params import After, Limit
 from example_app.schemas.prediction import (
     BatchInput,
@@ -20,7 +20,8 @@ from example_app.schemas.prediction import (
 )
 from example_app.services.keyset import encode_cursor
 
-router = APIRouter(tags=["predictions"])
+# Every route here, and any added later, takes an active user's token (see the Security page).
+router = APIRouter(tags=["predictions"], dependencies=[Depends(require_active_user)])
 
 # --8<-- [start:serving_routes]
 ERRORS: dict[int | str, dict[str, Any]] = {
