@@ -80,13 +80,19 @@ def rss(pid: int, field: str) -> int:
 
 
 async def sign_up(url: str, names: list[str]) -> list[int]:
-    """POST /users for each name, all at once."""
+    """POST /users for each name, all at once; a 503 (overloaded: Retry-After) is sent again."""
+
+    async def one(http: httpx.AsyncClient, name: str) -> int:
+        body = {"email": f"{name}@example.com", "password": "correct horse", "name": name}
+        for _ in range(5):
+            response = await http.post("/api/v1/users", json=body)
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        return response.status_code
+
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        bodies = [
-            {"email": f"{name}@example.com", "password": "correct horse", "name": name} for name in names
-        ]
-        responses = await asyncio.gather(*(http.post("/api/v1/users", json=body) for body in bodies))
-    return [r.status_code for r in responses]
+        return list(await asyncio.gather(*(one(http, name) for name in names)))
 
 
 def peak_growth_at_48_sign_ups(database_url: str, concurrency: int) -> int:
