@@ -3,9 +3,10 @@
 import asyncio
 from logging.config import fileConfig
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
@@ -55,6 +56,23 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 # --8<-- [start:online]
+# One runner at a time (DP03): instances that start together queue on this PostgreSQL advisory
+# lock; the first applies the revisions, each next one finds the database at head. Any bigint
+# the app's own locks do not use.
+MIGRATION_LOCK = 74_102_016
+
+
+async def wait_for_migration_lock(connection: AsyncConnection) -> None:
+    # pg_try_advisory_lock, again and again, never a blocking pg_advisory_lock: a session waiting
+    # inside a statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the runner's revisions
+    # waits for every older snapshot to end: the runner and the waiters would deadlock.
+    try_lock = text("SELECT pg_try_advisory_lock(:key)")
+    while not (await connection.execute(try_lock, {"key": MIGRATION_LOCK})).scalar():
+        await connection.commit()  # no transaction, no snapshot, while this instance waits
+        await asyncio.sleep(0.2)
+    await connection.commit()  # a session lock: it outlives the transaction, not the connection
+
+
 async def run_async_migrations() -> None:
     engine = create_async_engine(database_url(), poolclass=NullPool)
     try:
@@ -64,9 +82,10 @@ async def run_async_migrations() -> None:
         where = engine.url.render_as_string(hide_password=True)
         raise SystemExit(f"alembic: cannot connect to {where}: {reason}") from None
     try:
-        await connection.run_sync(do_run_migrations)
+        await wait_for_migration_lock(connection)
+        await connection.run_sync(do_run_migrations)  # reads the current revision once it holds it
     finally:
-        await connection.close()
+        await connection.close()  # ends the session, which releases the lock
         await engine.dispose()
 
 
