@@ -105,9 +105,12 @@ def _alembic(c: Context, args: str) -> None:
         "host": "interface to bind (default 127.0.0.1)",
         "port": "port (default 8000)",
         "reload": "restart on code changes",
+        "workers": "uvicorn worker processes (default 1; the connection budget is checked at start)",
     }
 )
-def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> None:
+def serve(
+    c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = False, workers: int = 1
+) -> None:
     """Serve the reference app (migrated first) on a real PostgreSQL."""
     embedded = not os.environ.get("DATABASE_URL")
     with _database():
@@ -116,6 +119,9 @@ def serve(c: Context, host: str = "127.0.0.1", port: int = 8000, reload: bool = 
         _alembic(c, "upgrade head")
         print(f"serving on http://{host}:{port}  (docs at /docs, health at /api/v1/health)", file=sys.stderr)
         cmd = [str(BIN / "uvicorn"), "example_app.main:app", "--host", host, "--port", str(port)]
+        if workers > 1 and reload:
+            sys.exit("--reload runs one process: leave out --workers, or --reload")
+        os.environ["WEB_CONCURRENCY"] = str(workers)  # uvicorn's --workers, and the app's budget
         _run_until_signalled([*cmd, "--reload"] if reload else cmd)
 
 

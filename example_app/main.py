@@ -9,6 +9,7 @@ from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
 from example_app.api.routes import auth, health, posts, predictions, users
 from example_app.api.swagger_ui import serve_swagger_ui
+from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import get_settings, signing_key
 from example_app.core.database import engine
 from example_app.ml.inference import Inference
@@ -22,6 +23,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Start-up work: load each model once (checksum verified) and hold it on app state; a bad
     # artifact is logged in one line and keeps /health/ready at 503. The schema is Alembic's job.
     settings = get_settings()
+    await enforce_connection_budget(engine, settings)  # fits max_connections, or no start
     app.state.started_at = utcnow()
     app.state.models = ModelRegistry.load({DIGITS: settings.MODEL_DIR})
     app.state.inference = Inference(settings.INFERENCE_CONCURRENCY, settings.INFERENCE_TIMEOUT)

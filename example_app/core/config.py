@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     # workers x that below PostgreSQL's max_connections (100 by default).
     DB_POOL_SIZE: Annotated[int, Field(ge=1)] = 10
     DB_MAX_OVERFLOW: Annotated[int, Field(ge=0)] = 10
+    # --8<-- [start:budget_settings]
+    # The connection budget (example_app/core/budget.py), checked at start-up: every process of
+    # the deployment may hold its pools full at once, and the server must accept them all.
+    WEB_CONCURRENCY: Annotated[int, Field(ge=1)] = 1  # uvicorn workers per instance (uvicorn reads it too)
+    APP_INSTANCES: Annotated[int, Field(ge=1)] = 1  # instances of the app on this database
+    JOB_WORKERS: Annotated[int, Field(ge=0)] = 1  # job worker processes on this database
+    JOB_QUEUE_POOL_SIZE: Annotated[int, Field(ge=1)] = 8  # psycopg connections of one job worker's queue
+    DB_RESERVED_CONNECTIONS: Annotated[int, Field(ge=0)] = 5  # for migrations, psql, monitoring
+    # --8<-- [end:budget_settings]
     DB_POOL_TIMEOUT: Annotated[float, Field(gt=0)] = 10.0
     DB_ECHO: bool = False  # SQL logging; bound parameters are never logged
     HEALTH_CHECK_TIMEOUT: Annotated[float, Field(gt=0)] = 2.0

@@ -78,7 +78,11 @@ def conninfo(database_url: str) -> str:
 
 # --8<-- [start:app]
 queue = App(
-    connector=SessionConnector(conninfo=conninfo(get_settings().DATABASE_URL), min_size=1, max_size=8),
+    connector=SessionConnector(
+        conninfo=conninfo(get_settings().DATABASE_URL),
+        min_size=1,
+        max_size=get_settings().JOB_QUEUE_POOL_SIZE,  # counted in the connection budget
+    ),
     import_paths=["example_app.jobs.tasks"],  # what a worker imports to know the tasks
 )
 # --8<-- [end:app]

@@ -73,6 +73,10 @@ NOT_RUN = {
         "serves until stopped, on the fixed port 8000; tests/test_project.py runs the same uvicorn "
         "command on a free port against a migrated database and checks /api/v1/health"
     ),
+    "python3 tasks.py serve --workers 2": (
+        "serves until stopped, on the fixed port 8000; tests/deployment/test_connection_budget.py "
+        "runs it on a free port (two workers start; over budget, it stops with one line)"
+    ),
     "python3 tasks.py bench": (
         "a load benchmark: minutes of wrk traffic per variant, results that depend on the machine; "
         "tests/test_blocking.py checks the effect it measures on every run"

@@ -1,0 +1,113 @@
+"""DP01: `tasks.py serve --workers N`, and the connection budget every process checks at start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from devtools.postgres_provider import free_port
+from example_app.core.budget import (
+    ConnectionBudget,
+    ConnectionBudgetError,
+    check_connection_budget,
+)
+from example_app.core.config import Settings
+from example_app.jobs.queue import conninfo
+from tests.support import ROOT
+
+
+def serve(database_url: str, port: int, *args: str, **env: str) -> subprocess.Popen[str]:
+    """`python3 tasks.py serve --port <port> <args>` on the suite's server, its log in a pipe."""
+    return subprocess.Popen(
+        [sys.executable, "tasks.py", "serve", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url, "POSTGRES_PROVIDER": "url", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as a reader stops `serve`; its log."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    return process.communicate(timeout=90)[1]
+
+
+@pytest.mark.pattern("DP01")
+async def test_the_default_deployment_fits(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        budget = await check_connection_budget(connection, Settings())
+    # 1 worker x (10 pool + 10 overflow) + 1 job worker x (8 queue + 20) + 5 reserve
+    assert (budget.web, budget.jobs, budget.needed) == (20, 28, 53)
+
+
+# --8<-- [start:arithmetic]
+@pytest.mark.pattern("DP01")
+def test_the_refusal_names_the_numbers_and_the_settings() -> None:
+    budget = ConnectionBudget(Settings(WEB_CONCURRENCY=4))  # PostgreSQL's defaults: 100, 3 reserved
+    with pytest.raises(ConnectionBudgetError) as refused:
+        budget.check(max_connections=100, reserved=3)
+    assert str(refused.value) == (
+        "connection budget exceeded: 1 instance(s) x 4 worker(s) x (10 pool + 10 overflow) = 80, "
+        "+ 1 job worker(s) x (8 queue + 20) = 28, + 5 reserve = 113 > 97 (max_connections 100 - 3 "
+        "reserved for superusers); lower WEB_CONCURRENCY, DB_POOL_SIZE, DB_MAX_OVERFLOW or "
+        "JOB_WORKERS, or raise max_connections on the server"
+    )
+    ConnectionBudget(Settings(WEB_CONCURRENCY=3)).check(max_connections=100, reserved=3)  # 93 fits
+
+
+# --8<-- [end:arithmetic]
+
+
+# --8<-- [start:served]
+@pytest.mark.pattern("DP01")
+def test_serve_with_two_workers_runs_two_processes(database_url: str) -> None:
+    name = f"budget-{uuid.uuid4().hex[:8]}"  # this test's processes in pg_stat_activity
+    port = free_port()
+    server = serve(database_url, port, "--workers", "2", DB_APPLICATION_NAME=name)
+    try:
+        deadline = time.monotonic() + 120
+        workers = 0
+        while workers < 2:  # each worker's lifespan checked the budget on a connection of its pool
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline, f"{workers} of 2 workers started"
+            time.sleep(0.5)
+            with psycopg.connect(conninfo(database_url)) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+                ).fetchone()
+                workers = row[0] if row else 0
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10).status_code == 200
+    finally:
+        log = stop(server)
+    assert "connection budget" not in log
+
+
+@pytest.mark.pattern("DP01")
+def test_serve_over_budget_stops_with_one_line(database_url: str) -> None:
+    # 2 workers x (40 + 10) = 100 alone: more than any default server accepts
+    server = serve(database_url, free_port(), "--workers", "2", DB_POOL_SIZE="40")
+    try:
+        server.wait(timeout=120)  # it stops by itself
+    finally:
+        log = stop(server)
+    refusals = {line for line in log.splitlines() if "connection budget exceeded" in line}
+    assert len(refusals) == 1, log  # each worker that got that far said the same one line
+    [line] = refusals
+    assert "2 worker(s) x (40 pool + 10 overflow) = 100" in line
+    assert "lower WEB_CONCURRENCY, DB_POOL_SIZE" in line
+    assert "Traceback" not in log
+
+
+# --8<-- [end:served]
