@@ -122,7 +122,8 @@ def serve(
         if workers > 1 and reload:
             sys.exit("--reload runs one process: leave out --workers, or --reload")
         os.environ["WEB_CONCURRENCY"] = str(workers)  # uvicorn's --workers, and the app's budget
-        _run_until_signalled([*cmd, "--reload"] if reload else cmd)
+        job_worker = [str(VENV_PYTHON), "-m", "example_app.jobs.worker"]  # embeds new and edited posts
+        _run_until_signalled([*cmd, "--reload"] if reload else cmd, alongside=job_worker)
 
 
 # --8<-- [end:serve]
@@ -147,10 +148,16 @@ def _local_secret_key() -> None:
     os.environ["SECRET_KEY"] = SECRET_KEY_FILE.read_text().strip()
 
 
-def _run_until_signalled(cmd: list[str]) -> None:
-    """Run a server in the foreground; Ctrl-C or SIGTERM stops it, then our finally blocks run."""
+def _run_until_signalled(cmd: list[str], alongside: list[str] | None = None) -> None:
+    """Run a server in the foreground; Ctrl-C or SIGTERM stops it, then our finally blocks run.
+
+    `alongside` (the job worker) runs beside it in a session of its own, out of the terminal's
+    reach: it gets one SIGTERM from here when the server has stopped (it finishes its running
+    jobs, then exits), before the database goes.
+    """
     import signal
 
+    helper = subprocess.Popen(alongside, cwd=ROOT, start_new_session=True) if alongside else None
     child = subprocess.Popen(cmd, cwd=ROOT)
 
     def forward(signum: int, frame: object) -> None:
@@ -166,6 +173,27 @@ def _run_until_signalled(cmd: list[str]) -> None:
                 child.send_signal(signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if helper is not None:
+            helper.send_signal(signal.SIGTERM)
+            try:
+                helper.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
+
+
+# --8<-- [start:worker]
+@task(help={"concurrency": "jobs at once in this worker (default 1)"})
+def worker(c: Context, concurrency: int = 1) -> None:
+    """Run a job worker (it embeds posts) until Ctrl-C; `serve` already runs one beside the app."""
+    with _database():  # DATABASE_URL, else the local server (not while `serve` runs on it)
+        _alembic(c, "upgrade head")
+        from example_app.jobs.worker import main  # its settings need DATABASE_URL, set just now
+
+        main(["--concurrency", str(concurrency)])  # in this process: Ctrl-C reaches it once
+
+
+# --8<-- [end:worker]
 
 
 @task(help={"args": "extra pytest arguments, e.g. -k health or tests/test_health.py"})
@@ -403,7 +431,19 @@ def _new_password() -> str:
 
 db = Collection("db", upgrade, downgrade, revision, current, history, reset)
 ns = Collection(
-    serve, create_superuser, test, patterns, bench, train, docs, docs_build, lint, fmt, docker_image, db
+    serve,
+    worker,
+    create_superuser,
+    test,
+    patterns,
+    bench,
+    train,
+    docs,
+    docs_build,
+    lint,
+    fmt,
+    docker_image,
+    db,
 )
 
 

@@ -30,11 +30,18 @@ def database_url() -> str:
     return get_settings().DATABASE_URL
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # The job queue's tables are procrastinate's (its schema, applied by a revision), not models:
+    # autogenerate must not offer to drop them.
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def configure(**kwargs: object) -> None:
     context.configure(
         target_metadata=target_metadata,
         compare_type=True,  # column type changes are migrations too
         compare_server_default=True,
+        include_name=include_name,
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -4,8 +4,8 @@ Order of preference (the first that works wins, and the choice is reported):
 
 1. a URL from the environment (``TEST_DATABASE_URL`` for tests, ``DATABASE_URL`` for serve);
 2. testcontainers, when a Docker engine answers and the image is present locally;
-3. local PostgreSQL binaries driven by pytest-postgresql's executor: ``PG_CTL``, the
-   system's PostgreSQL, or the ``pgserver`` wheel's bundled PostgreSQL 16 + pgvector.
+3. local PostgreSQL binaries driven by pytest-postgresql's executor: ``PG_CTL``, else binaries
+   that ship pgvector first (the ``pgserver`` wheel's PostgreSQL 16), then the system's.
 
 ``POSTGRES_PROVIDER=url|testcontainers|local`` forces one of them (CI runs the suite once per
 provider). There is no SQLite fallback: without a server we stop with one line naming the fixes.
@@ -165,7 +165,57 @@ def _candidate_pg_ctls() -> list[tuple[str, Path]]:
     spec = importlib.util.find_spec("pgserver")
     if spec and spec.origin:
         found.append(("pgserver wheel", Path(spec.origin).parent / "pginstall" / "bin" / "pg_ctl"))
-    return found
+    # The app needs pgvector (CREATE EXTENSION vector): binaries that have it come first, so
+    # the pgserver wheel's PostgreSQL 16 wins over a system PostgreSQL without it. PG_CTL, a
+    # deliberate choice, stays first whatever it has.
+    chosen, rest = found[:1] if env else [], found[1:] if env else found
+    return chosen + sorted(rest, key=lambda candidate: not has_pgvector(candidate[1]))
+
+
+def has_pgvector(pg_ctl: Path) -> bool:
+    """Whether the installation of this pg_ctl ships pgvector (`<sharedir>/extension/vector.control`)."""
+    pg_config = pg_ctl.with_name("pg_config")
+    try:
+        result = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return False
+    sharedir = Path(result.stdout.strip())
+    return result.returncode == 0 and (sharedir / "extension" / "vector.control").is_file()
+
+
+def major_version(pg_ctl: Path) -> str | None:
+    """The major version of these binaries ("16" from `pg_ctl (PostgreSQL) 16.4`), None if unknown."""
+    try:
+        result = subprocess.run(
+            [*as_server_user(), str(pg_ctl), "--version"], capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return None
+    words = result.stdout.split()
+    return words[-1].split(".")[0] if result.returncode == 0 and words else None
+
+
+def data_dir(run_dir: Path, major: str | None) -> tuple[Path, str]:
+    """The cluster directory for binaries of version `major`, and a note when it is not `data/`.
+
+    A cluster is readable only by the major version that created it: when `data/` was made by
+    another one (PostgreSQL 15 before pgvector was required), these binaries get `data-pg<major>/`
+    beside it and the old cluster is left untouched.
+    """
+    default, versioned = run_dir / "data", run_dir / f"data-pg{major}"
+    found = _cluster_version(default)
+    if major is None or (not versioned.exists() and found in (None, major)):
+        return default, ""
+    other = found not in (None, major)
+    note = f"; {default} holds a PostgreSQL {found} cluster, left as it is" if other else ""
+    return versioned, note
+
+
+def _cluster_version(datadir: Path) -> str | None:
+    try:
+        return (datadir / "PG_VERSION").read_text().strip()
+    except OSError:
+        return None
 
 
 def _usable(pg_ctl: Path) -> str | None:
@@ -231,6 +281,7 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
     prepare_dir(run_dir)
     executable = pg_ctl_as_server_user(run_dir, pg_ctl)
     port = free_port()
+    datadir, note = data_dir(run_dir, major_version(pg_ctl)) if keep else (run_dir / "data", "")
 
     class Executor(PostgreSQLExecutor):
         def init_directory(self) -> None:
@@ -249,7 +300,7 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
         executable=str(executable),
         host="127.0.0.1",
         port=port,
-        datadir=str(run_dir / "data"),
+        datadir=str(datadir),
         unixsocketdir=str(run_dir),
         logfile=str(run_dir / "postgresql.log"),
         startparams="-w",
@@ -264,8 +315,9 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
         yield PostgresServer(
             url=_asyncpg_url("postgres", None, "127.0.0.1", port, dbname),
             provider="local",
-            description=f"local binaries ({origin}): PostgreSQL {executor.version} "
-            f"from {pg_ctl.parent}, data in {run_dir / 'data'}, on 127.0.0.1:{port}",
+            description=f"local binaries ({origin}, {'with' if has_pgvector(pg_ctl) else 'WITHOUT'} "
+            f"pgvector): PostgreSQL {executor.version} from {pg_ctl.parent}, data in {datadir}, "
+            f"on 127.0.0.1:{port}{note}",
         )
     finally:
         executor.stop()

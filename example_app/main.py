@@ -7,11 +7,12 @@ from fastapi import FastAPI
 
 from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
-from example_app.api.routes import auth, health, posts, predictions, users
+from example_app.api.routes import auth, health, jobs, posts, predictions, users
 from example_app.api.swagger_ui import serve_swagger_ui
 from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import get_settings, signing_key
 from example_app.core.database import engine
+from example_app.ml.embedding import embedder_or_none
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS, ModelRegistry
 from example_app.models.timestamps import utcnow
@@ -27,8 +28,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.started_at = utcnow()
     app.state.models = ModelRegistry.load({DIGITS: settings.MODEL_DIR})
     app.state.inference = Inference(settings.INFERENCE_CONCURRENCY, settings.INFERENCE_TIMEOUT)
+    app.state.embedder = embedder_or_none()  # search's text embeddings (wordllama, from its wheel)
     yield
-    del app.state.started_at, app.state.models, app.state.inference
+    del app.state.started_at, app.state.models, app.state.inference, app.state.embedder
     await engine.dispose()  # close pooled connections on shutdown
 
 
@@ -42,6 +44,6 @@ app = FastAPI(title="fastapi-ml-guide reference app", debug=settings.DEBUG, life
 serve_swagger_ui(app)  # /docs from local files, not a CDN
 register_error_handlers(app)
 app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
-for module in (health, auth, users, posts, predictions):
+for module in (health, auth, users, posts, predictions, jobs):
     app.include_router(module.router, prefix=settings.API_V1_PREFIX)  # /api/v1 + /users + /{id}
 # --8<-- [end:app]

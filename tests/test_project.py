@@ -55,9 +55,10 @@ LAYERS = {  # a package may import only from the packages listed for it
     "core": {"core"},
     "ml": {"ml"},  # the model artifact and inference: no app code below it
     "models": {"models"},
+    "jobs": {"core", "ml", "models", "jobs"},  # the queue and its tasks, below who queues them
     "schemas": {"core", "schemas"},  # settings bound some inputs (the batch cap)
-    "services": {"core", "ml", "models", "schemas", "services"},
-    "api": {"core", "ml", "models", "schemas", "services", "api"},
+    "services": {"core", "ml", "models", "schemas", "jobs", "services"},
+    "api": {"core", "ml", "models", "schemas", "jobs", "services", "api"},
 }
 
 

@@ -145,3 +145,36 @@ def test_persistent_local_data_survives_a_restart() -> None:
         assert asyncio.run(run(server.url, "SELECT answer FROM kept")) == 42
     assert (home / "data" / "PG_VERSION").exists()
     shutil.rmtree(parent)
+
+
+# --- pgvector (ML06): the local server the app needs has the extension ----------------------------
+
+
+@pytest.mark.pattern("T02", "ML06")
+@pytest.mark.usefixtures("clean_env")
+def test_local_binaries_with_pgvector_come_first() -> None:
+    origin, pg_ctl = pp.find_pg_ctl()
+    assert pp.has_pgvector(pg_ctl), (origin, pg_ctl)  # the pgserver wheel is a dev dependency
+    ordered = [pp.has_pgvector(path) for _, path in pp._candidate_pg_ctls()]
+    assert ordered == sorted(ordered, reverse=True)  # every one with pgvector before any without
+
+
+@pytest.mark.pattern("T02", "ML06")
+@pytest.mark.usefixtures("clean_env", "no_docker")
+def test_the_provider_line_says_whether_the_server_has_pgvector() -> None:
+    with pp.provide("TEST_DATABASE_URL", dbname="provider_vector") as server:
+        assert "with pgvector" in server.description
+
+
+@pytest.mark.pattern("T02")
+def test_a_cluster_of_another_major_version_is_left_alone_and_said_so(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "PG_VERSION").write_text("15\n")  # made by Debian's PostgreSQL 15
+    datadir, note = pp.data_dir(tmp_path, "16")
+    assert datadir == tmp_path / "data-pg16"
+    assert note == f"; {tmp_path / 'data'} holds a PostgreSQL 15 cluster, left as it is"
+    assert "\n" not in note
+
+    assert pp.data_dir(tmp_path, "15") == (tmp_path / "data", "")  # its own binaries use it
+    (tmp_path / "other").mkdir()
+    assert pp.data_dir(tmp_path / "other", "16") == (tmp_path / "other" / "data", "")  # a new one

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import get_settings
@@ -13,12 +14,15 @@ from example_app.core.database import SessionLocal
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.security import user_id_from_token
 from example_app.ml.artifact import LoadedModel
+from example_app.ml.embedding import TextEmbedder
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS, ModelRegistry
 from example_app.models import User
 from example_app.services.errors import NotFoundError, UnavailableError
+from example_app.services.job import JobService
 from example_app.services.post import PostService
 from example_app.services.prediction import PredictionService
+from example_app.services.search import SearchService
 from example_app.services.user import UserService
 
 
@@ -121,3 +125,36 @@ def get_prediction_service(
 DigitsModelDep = Annotated[LoadedModel, Depends(get_digits_model)]
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 # --8<-- [end:model_providers]
+
+
+# --8<-- [start:search_providers]
+def get_embedder(request: Request) -> TextEmbedder:
+    embedder: TextEmbedder | None = request.app.state.embedder  # loaded once by the lifespan
+    if embedder is None:  # it failed to load (logged at start-up): search answers 503
+        raise UnavailableError("the embedding model is not loaded")
+    return embedder
+
+
+def get_search_service(
+    db: SessionDep, embedder: Annotated[TextEmbedder, Depends(get_embedder)]
+) -> SearchService:
+    return SearchService(db, embedder, get_settings().SEARCH_EF_SEARCH)
+
+
+SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
+# --8<-- [end:search_providers]
+
+
+# --8<-- [start:job_providers]
+def get_job_service(db: SessionDep) -> JobService:
+    return JobService(db)
+
+
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    """For a stream that reads now and then: a short session per read, not one held throughout."""
+    return SessionLocal
+
+
+JobServiceDep = Annotated[JobService, Depends(get_job_service)]
+SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+# --8<-- [end:job_providers]

@@ -51,6 +51,25 @@ class Settings(BaseSettings):
     # largest legitimate body is a full prediction batch (1,000 rows of 64 numbers: about 0.5 MB).
     MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1_024)] = 2 * 1024 * 1024
 
+    # --8<-- [start:search_settings]
+    # Semantic search (ML06): HNSW's candidate list per query. Higher finds more of the true
+    # nearest neighbours (recall) and costs time; pgvector's default is 40.
+    SEARCH_EF_SEARCH: Annotated[int, Field(ge=10, le=1_000)] = 100
+    # --8<-- [end:search_settings]
+    # --8<-- [start:job_settings]
+    # Background jobs (ML07). A worker without a job looks for one this often (a NOTIFY wakes it
+    # at once for new jobs; retries scheduled for later are found by this polling).
+    JOB_POLL_SECONDS: Annotated[float, Field(gt=0)] = 2.0
+    # Each worker writes a heartbeat this often; a worker silent for JOB_STALLED_SECONDS is
+    # dead, and its running jobs are queued again (the recover_stalled_jobs task, every minute).
+    JOB_HEARTBEAT_SECONDS: Annotated[float, Field(gt=0)] = 10.0
+    JOB_STALLED_SECONDS: Annotated[float, Field(gt=0)] = 30.0
+    # On SIGINT/SIGTERM a worker finishes its running jobs, for at most this long.
+    JOB_SHUTDOWN_SECONDS: Annotated[float, Field(gt=0)] = 30.0
+    # GET /jobs/{id}/events reads the job's new events this often.
+    JOB_EVENTS_POLL_SECONDS: Annotated[float, Field(gt=0)] = 0.5
+    # --8<-- [end:job_settings]
+
     # --8<-- [start:auth_settings]
     # Signs the access tokens (HS256). No default: a key written here would be in every clone
     # of the repository. The app refuses to start without one (migrations do not need it).

@@ -71,4 +71,11 @@ async def recover_stalled_jobs_task(context: JobContext, timestamp: int) -> None
     await recover_stalled_jobs(context.app, get_settings().JOB_STALLED_SECONDS)
 
 
+# A job's row (its status, for GET /jobs/{id}) outlives the job by a day; failed ones stay.
+@queue.periodic(cron="17 * * * *")  # hourly
+@queue.task(name="remove_old_jobs", queueing_lock="remove_old_jobs", pass_context=True)
+async def remove_old_jobs(context: JobContext, timestamp: int) -> None:
+    await context.app.job_manager.delete_old_jobs(nb_hours=24)
+
+
 # --8<-- [end:recover]

@@ -7,6 +7,7 @@ from sqlalchemy.orm import selectinload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.jobs.tasks import defer_embedding
 from example_app.models import Post, User
 from example_app.models.base import POSTS_AUTHOR_FK
 from example_app.schemas.post import PostCreate, PostUpdate
@@ -23,6 +24,7 @@ from example_app.services.slugs import slugify
 class PostService:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
+        self.embedding_job: int | None = None  # the "embed post" job the last write queued
 
     async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Sequence[Post]:
         statement = select(Post)
@@ -54,6 +56,10 @@ class PostService:
         )
         self.db.add(post)
         try:
+            await self.db.flush()  # the INSERT: the foreign key answers, the post gets its id
+            assert post.id is not None
+            # Queued in this transaction: committed with the post, or rolled back with it.
+            self.embedding_job = await defer_embedding(self.db, post.id)
             await self.db.commit()
         except IntegrityError as error:
             # No pre-check: the foreign key answers "does the author exist?" race-free.
@@ -75,6 +81,8 @@ class PostService:
         if "title" in changes:
             changes["slug"] = slugify(changes["title"], fallback=f"post-{post_id}")
         post.sqlmodel_update(changes)
+        if changes.keys() & {"title", "body"}:  # the embedded text changed: embed it again
+            self.embedding_job = await defer_embedding(self.db, post_id)
         await self.db.commit()
         return post
 

@@ -48,8 +48,9 @@ def test_two_workers_run_each_job_exactly_once(
 ) -> None:
     n = 60
     with worker(jobs_url, log_dir, "w1", concurrency=2), worker(jobs_url, log_dir, "w2", concurrency=2):
+        wait_for(lambda: workers_up(jobs_db) == 2, 60, "both workers to be up")
         for i in range(n):
-            jobs_app.configure_task("test:record_run").defer(n=i, seconds=0.02)
+            jobs_app.configure_task("test:record_run").defer(n=i, seconds=0.05)
         wait_for(lambda: statuses(jobs_db, "test:record_run") == {"succeeded": n}, 60, f"{n} jobs to succeed")
 
     runs = jobs_db.execute(
@@ -116,6 +117,11 @@ def test_a_job_of_a_killed_worker_is_recovered(
 
 
 # --8<-- [end:killed_worker]
+
+
+def workers_up(db: Db) -> int:
+    row = db.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+    return int(row[0]) if row else 0
 
 
 def started(db: Db, job_id: int) -> int:

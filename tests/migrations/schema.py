@@ -21,29 +21,34 @@ def head() -> str:
 def snapshot(db: Engine | Connection) -> set[str]:
     """Tables, columns, indexes and constraints of schema `public`, one readable line each.
 
-    `alembic_version` is Alembic's bookkeeping, not the application's schema: left out.
+    `alembic_version` is Alembic's bookkeeping, not the application's schema: left out, and so
+    are the job queue's tables (procrastinate's schema, applied whole by one revision).
     Column order is left out too (ADD COLUMN appends, create_all follows the model).
     """
     queries = {
         "table": """
             SELECT table_name FROM information_schema.tables
-            WHERE table_schema = 'public' AND table_name <> 'alembic_version'""",
+            WHERE table_schema = 'public' AND table_name <> 'alembic_version'
+              AND table_name NOT LIKE 'procrastinate%'""",
         "column": """
             SELECT table_name || '.' || column_name || ' ' || data_type
                    || coalesce('(' || character_maximum_length || ')', '')
                    || CASE is_nullable WHEN 'NO' THEN ' NOT NULL' ELSE ' NULL' END
                    || coalesce(' DEFAULT ' || column_default, '')
             FROM information_schema.columns
-            WHERE table_schema = 'public' AND table_name <> 'alembic_version'""",
+            WHERE table_schema = 'public' AND table_name <> 'alembic_version'
+              AND table_name NOT LIKE 'procrastinate%'""",
         "index": """
             SELECT indexdef FROM pg_indexes
-            WHERE schemaname = 'public' AND tablename <> 'alembic_version'""",
+            WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+              AND tablename NOT LIKE 'procrastinate%'""",
         "constraint": """
             SELECT rel.relname || ' ' || con.conname || ' ' || pg_get_constraintdef(con.oid)
             FROM pg_constraint con
             JOIN pg_class rel ON rel.oid = con.conrelid
             JOIN pg_namespace nsp ON nsp.oid = rel.relnamespace
-            WHERE nsp.nspname = 'public' AND rel.relname <> 'alembic_version'""",
+            WHERE nsp.nspname = 'public' AND rel.relname <> 'alembic_version'
+              AND rel.relname NOT LIKE 'procrastinate%'""",
     }
 
     def read(conn: Connection) -> set[str]:

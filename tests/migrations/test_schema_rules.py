@@ -57,6 +57,7 @@ CONVENTION_NAMES = {
     "pk_predictions",
     "ix_predictions_created_at_id",
     "ix_predictions_output",
+    "ix_posts_embedding",
 }
 
 
@@ -68,7 +69,9 @@ def test_constraint_and_index_names_are_the_conventions(cfg: Config, scratch_eng
             conn.scalars(
                 text(
                     "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
-                    "UNION SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+                    "AND conrelid::regclass::text NOT LIKE 'procrastinate%' "  # the queue's: its names
+                    "UNION SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+                    "AND tablename NOT LIKE 'procrastinate%'"
                 )
             )
         )

@@ -60,6 +60,13 @@ def test_the_embedding_model_loads_without_the_network(tmp_path: Path) -> None:
 
 
 @pytest.mark.pattern("ML11")
+def test_the_column_holds_what_the_model_gives() -> None:
+    from example_app.models.post import EMBEDDING_DIMENSIONS
+
+    assert EMBEDDING_DIMENSIONS == DIMENSIONS == shared_embedder().embed(["x"]).shape[1]
+
+
+@pytest.mark.pattern("ML11")
 def test_embeddings_are_unit_vectors_and_meaning_is_nearer() -> None:
     cat, kitten, market = shared_embedder().embed(
         ["a cat sleeps on the sofa", "the kitten naps on a couch", "stock markets fell sharply today"]
@@ -166,6 +173,7 @@ async def test_search_bounds_the_query_and_the_limit(
 
 @pytest.mark.pattern("ML06")
 async def test_search_needs_a_logged_in_user(client: AsyncClient) -> None:
+    client.headers.pop("Authorization")  # this directory's client is signed in (conftest.py)
     client.headers.pop("Authorization", None)  # tests/ml's client is signed in: call as nobody
     answer = await client.get(path("search_posts"), params={"q": "cats"})
     assert answer.status_code == 401

@@ -1,13 +1,17 @@
 """/api/v1/posts."""
 
 from collections.abc import Sequence
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import StringConstraints
 
-from example_app.api.dependencies import CurrentUser, PostServiceDep
+from example_app.api.dependencies import CurrentUser, PostServiceDep, SearchServiceDep, require_active_user
 from example_app.api.params import Limit, PostId, Skip
+from example_app.core.config import get_settings
 from example_app.models import Post
 from example_app.schemas.post import PostCreate, PostResponse, PostUpdate, PostWithAuthor
+from example_app.schemas.search import PostSearchHit
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 
@@ -17,19 +21,64 @@ async def list_posts(service: PostServiceDep, skip: Skip = 0, limit: Limit = 20)
     return await service.list_posts(skip=skip, limit=limit)
 
 
+SearchQuery = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    Query(description="What to look for, in words: posts are found by meaning, not by spelling"),
+]
+SearchLimit = Annotated[int, Query(ge=1, le=50, description="Hits (at most 50)")]
+
+
+@router.get(
+    "/search",  # before /{post_id}, which would take "search" for an id
+    response_model=list[PostSearchHit],
+    dependencies=[Depends(require_active_user)],
+    responses={503: {"description": "The embedding model is not loaded"}},
+)
+async def search_posts(
+    q: SearchQuery, service: SearchServiceDep, limit: SearchLimit = 10
+) -> list[PostSearchHit]:
+    hits = await service.search(q, limit)
+    return [
+        PostSearchHit(**PostResponse.model_validate(post).model_dump(), distance=distance)
+        for post, distance in hits
+    ]
+
+
+# A write that queues "embed post N" says where to follow that job (GET it, or its /events).
+EMBEDDING_JOB: dict[str, Any] = {
+    "headers": {"Embedding-Job": {"description": "The queued embedding job: /api/v1/jobs/{id}"}}
+}
+
+
+def link_embedding_job(response: Response, service: PostServiceDep) -> None:
+    if service.embedding_job is not None:
+        response.headers["Embedding-Job"] = f"{get_settings().API_V1_PREFIX}/jobs/{service.embedding_job}"
+
+
 @router.get("/{post_id}", response_model=PostWithAuthor)
 async def get_post(post_id: PostId, service: PostServiceDep) -> Post:
     return await service.get_with_author(post_id)
 
 
-@router.post("", response_model=PostResponse, status_code=status.HTTP_201_CREATED)
-async def create_post(post_in: PostCreate, me: CurrentUser, service: PostServiceDep) -> Post:
-    return await service.create(me, post_in)  # the author is the caller
+@router.post(
+    "", response_model=PostResponse, status_code=status.HTTP_201_CREATED, responses={201: EMBEDDING_JOB}
+)
+async def create_post(
+    post_in: PostCreate, me: CurrentUser, service: PostServiceDep, response: Response
+) -> Post:
+    post = await service.create(me, post_in)  # the author is the caller
+    link_embedding_job(response, service)
+    return post
 
 
-@router.patch("/{post_id}", response_model=PostResponse)
-async def update_post(post_id: PostId, post_in: PostUpdate, me: CurrentUser, service: PostServiceDep) -> Post:
-    return await service.update(me, post_id, post_in)  # not the author -> 403
+@router.patch("/{post_id}", response_model=PostResponse, responses={200: EMBEDDING_JOB})
+async def update_post(
+    post_id: PostId, post_in: PostUpdate, me: CurrentUser, service: PostServiceDep, response: Response
+) -> Post:
+    post = await service.update(me, post_id, post_in)  # not the author -> 403
+    link_embedding_job(response, service)
+    return post
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
