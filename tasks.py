@@ -310,6 +310,24 @@ def bench(
     main(seconds, connections, record)
 
 
+# --8<-- [start:fuzz]
+@task(
+    help={
+        "cases": "generated cases per operation (default 700: about 13,000 in all)",
+        "record": "also write the summary to bench/results/fuzz.txt (the figures the guide shows)",
+    }
+)
+def fuzz(c: Context, cases: int = 700, record: bool = False) -> None:
+    """A long schemathesis run against the served app on PostgreSQL; `test` runs a short one."""
+    os.environ["FUZZ_CASES"] = str(cases)
+    if record:
+        os.environ["FUZZ_RECORD"] = "1"
+    _run(c, f"{BIN}/pytest -q -s -p no:cacheprovider tests/hardening/test_fuzz.py")
+
+
+# --8<-- [end:fuzz]
+
+
 @task(name="docker-image", help={"tag": "image tag (default pgvector/pgvector:pg16)"})
 def docker_image(c: Context, tag: str = "") -> None:
     """Build the PostgreSQL 16 + pgvector image offline from the pgserver wheel."""
@@ -437,6 +455,7 @@ ns = Collection(
     test,
     patterns,
     bench,
+    fuzz,
     train,
     docs,
     docs_build,

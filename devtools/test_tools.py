@@ -66,7 +66,12 @@ TOOLS = (
         needed_by=("tests/docs/test_site_browser.py",),
         fallback=(sys.executable, "-m", "playwright", "install", "chromium"),
     ),
-    Tool("wrk", "wrk", lambda: shutil.which("wrk") is not None, needed_by=("tests/test_bench.py",)),
+    Tool(
+        "wrk",
+        "wrk",
+        lambda: shutil.which("wrk") is not None,
+        needed_by=("tests/test_bench.py", "tests/hardening/test_soak.py"),
+    ),
     # The local PostgreSQL provider drops root privileges with setpriv (PostgreSQL refuses root).
     Tool("setpriv", "util-linux", lambda: not _running_as_root() or shutil.which("setpriv") is not None),
 )

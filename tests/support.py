@@ -123,11 +123,15 @@ class ServedApp:
 
 
 @contextlib.contextmanager
-def served_app(database_url: str, **env: str) -> Iterator[ServedApp]:
-    """uvicorn example_app.main:app on a free port of 127.0.0.1 (the database migrated already)."""
+def served_app(database_url: str, log: Path | None = None, **env: str) -> Iterator[ServedApp]:
+    """uvicorn example_app.main:app on a free port of 127.0.0.1 (the database migrated already).
+
+    Its log (stderr) goes to `log` when given, where a test can read it while the app runs.
+    """
     from devtools.postgres_provider import free_port
 
     port = free_port()
+    log_file = log.open("w") if log is not None else None
     server = subprocess.Popen(
         [
             str(ROOT / "venv" / "bin" / "uvicorn"),
@@ -140,7 +144,7 @@ def served_app(database_url: str, **env: str) -> Iterator[ServedApp]:
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file or subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -152,10 +156,13 @@ def served_app(database_url: str, **env: str) -> Iterator[ServedApp]:
                     break
             except httpx.TransportError:
                 pass
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            if server.poll() is not None:
+                raise AssertionError(server.stderr.read() if server.stderr else log and log.read_text())
             assert time.monotonic() < deadline, "uvicorn did not answer within 60 s"
             time.sleep(0.2)
         yield ServedApp(url, server)
     finally:
         server.terminate()
         server.wait(timeout=20)
+        if log_file is not None:
+            log_file.close()

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,8 +36,16 @@ class Settings(BaseSettings):
     JOB_QUEUE_POOL_SIZE: Annotated[int, Field(ge=1)] = 8  # psycopg connections of one job worker's queue
     DB_RESERVED_CONNECTIONS: Annotated[int, Field(ge=0)] = 5  # for migrations, psql, monitoring
     # --8<-- [end:budget_settings]
-    DB_POOL_TIMEOUT: Annotated[float, Field(gt=0)] = 10.0
     DB_ECHO: bool = False  # SQL logging; bound parameters are never logged
+    # --8<-- [start:db_timeouts]
+    # How long a request may wait on the database, step by step: an outage answers 503 (with
+    # Retry-After) within seconds, instead of holding the request until the client gives up.
+    DB_POOL_TIMEOUT: Annotated[float, Field(gt=0)] = 3.0  # for a free connection of the pool
+    DB_CONNECT_TIMEOUT: Annotated[float, Field(gt=0)] = 3.0  # to open a new connection
+    DB_STATEMENT_TIMEOUT: Annotated[float, Field(gt=0)] = 5.0  # PostgreSQL cancels a longer statement
+    DB_COMMAND_TIMEOUT: Annotated[float, Field(gt=0)] = 6.0  # a server that does not answer at all
+    # --8<-- [end:db_timeouts]
+    DB_APPLICATION_NAME: str = "fastapi-ml-guide"  # how the app's connections show in pg_stat_activity
     HEALTH_CHECK_TIMEOUT: Annotated[float, Field(gt=0)] = 2.0
 
     # The served model: a folder with manifest.json and the file it names (checksum verified).
@@ -117,6 +125,14 @@ class Settings(BaseSettings):
     def _rate_limit(cls, value: str) -> str:
         parse_rate_limit(value)  # ValueError for anything but "<count>/<period>" or "<count> per <period>"
         return value
+
+    @model_validator(mode="after")
+    def _server_cancels_first(self) -> "Settings":
+        # The server's cancel is a clean error on a connection that stays usable; the client's
+        # timeout is the fallback for a server that cannot answer at all, so it comes later.
+        if self.DB_COMMAND_TIMEOUT <= self.DB_STATEMENT_TIMEOUT:
+            raise ValueError("DB_COMMAND_TIMEOUT must be longer than DB_STATEMENT_TIMEOUT")
+        return self
 
     @property
     def database_url(self) -> URL:

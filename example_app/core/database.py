@@ -1,9 +1,28 @@
 """The one async engine and session factory of the app."""
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import Settings, get_settings
+
+
+# --8<-- [start:timeouts]
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's arguments for every new connection: each wait on the database is bounded."""
+    return {
+        "timeout": settings.DB_CONNECT_TIMEOUT,  # opening a connection (asyncpg's default: 60 s)
+        "command_timeout": settings.DB_COMMAND_TIMEOUT,  # any one statement, on the client's clock
+        "server_settings": {
+            # PostgreSQL itself cancels a longer statement (SQLSTATE 57014), and frees its locks
+            "statement_timeout": f"{settings.DB_STATEMENT_TIMEOUT * 1000:.0f}",
+            "application_name": settings.DB_APPLICATION_NAME,  # names the app in pg_stat_activity
+        },
+    }
+
+
+# --8<-- [end:timeouts]
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -13,6 +32,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
+        connect_args=connect_args(settings),
         echo=settings.DB_ECHO,
         hide_parameters=True,  # logs and error messages never carry bound values (hashes)
     )

@@ -5,12 +5,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from example_app.schemas.common import PatchModel
+from example_app.schemas.common import PatchModel, Storable, Visible
 from example_app.schemas.user import AuthorResponse
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Body = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), Storable, Visible
+]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=20_000), Storable]
+# Tags are stored in a jsonb array, which refuses "\u0000" as text and varchar do.
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable, Visible]
 Tags = Annotated[list[Tag], Field(max_length=20)]
 
 

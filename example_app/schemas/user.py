@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from example_app.schemas.common import Email, Name, Password, PatchModel
+from example_app.schemas.common import Email, Flag, Name, Password, PatchModel
 
 
 class UserCreate(BaseModel):
@@ -18,8 +18,8 @@ class UserCreate(BaseModel):
 class UserUpdate(PatchModel):
     name: Name | None = None
     # Only a superuser may set these, and not on their own account (services/permissions.py).
-    is_active: bool | None = None
-    is_superuser: bool | None = None
+    is_active: Flag | None = None
+    is_superuser: Flag | None = None
 
 
 class UserResponse(BaseModel):

@@ -17,7 +17,14 @@ class ConflictError(ServiceError):
 
 
 class InvalidReferenceError(ServiceError):
-    """The request names a related row that does not exist (a post's author_id)."""
+    """The request names a related row that does not exist (a post's author_id).
+
+    `field` is where the reference is in the body, for the 422's `loc` ("author_id",).
+    """
+
+    def __init__(self, message: str, field: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class AuthenticationError(ServiceError):

@@ -3,28 +3,49 @@
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from example_app.api.dependencies import LoginLimiterDep, UserServiceDep
+from example_app.api.errors import responses
 from example_app.core.config import get_settings
 from example_app.core.security import create_access_token
 from example_app.schemas.auth import Token
+from example_app.schemas.common import Storable
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class LoginForm(OAuth2PasswordRequestForm):
+    """OAuth2's password form (what Swagger UI's Authorize sends), under the app's text rules:
+    a NUL in the email would reach the account lookup, and fail there as a 500."""
+
+    def __init__(
+        self,
+        username: Annotated[str, Form(max_length=255), Storable],
+        password: Annotated[str, Form(max_length=128, json_schema_extra={"format": "password"}), Storable],
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    ) -> None:
+        super().__init__(grant_type=grant_type, username=username, password=password)
 
 
 @router.post(
     "/token",
     response_model=Token,
-    responses={
-        401: {"description": "Unknown email or wrong password (one answer for both)"},
-        403: {"description": "The account is inactive"},
-        429: {"description": "Too many attempts for this account or address; see Retry-After"},
-    },
+    responses=responses(
+        400,
+        401,
+        403,
+        413,
+        422,
+        429,
+        503,
+        unauthorized="Unknown email or wrong password (one answer for both)",
+        forbidden="The account is inactive",
+    ),
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Depends()],
     request: Request,
     service: UserServiceDep,
     limiter: LoginLimiterDep,

@@ -1,12 +1,13 @@
 """/api/v1/jobs: a background job's status, and its status changes as server-sent events."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from example_app.api.dependencies import JobServiceDep, SessionDep, SessionMakerDep, require_active_user
+from example_app.api.errors import responses
 from example_app.core.config import get_settings
 from example_app.schemas.job import JobResponse
 from example_app.services.job import watch_job
@@ -15,7 +16,7 @@ from example_app.services.job import watch_job
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_active_user)])
 
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # procrastinate's ids are bigint
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such job"}}
+ERRORS = responses(401, 403, 404, 422, 503, not_found="No such job")
 
 
 @router.get("/{job_id}", response_model=JobResponse, responses=ERRORS)
@@ -28,7 +29,11 @@ async def existing_job(job_id: JobId, service: JobServiceDep) -> JobResponse:
 
 
 # --8<-- [start:events]
-@router.get("/{job_id}/events", response_class=EventSourceResponse, responses=ERRORS)
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=responses(401, 403, 404, 422, 503, stream=True, not_found="No such job"),
+)
 async def job_events(
     job: Annotated[JobResponse, Depends(existing_job)],
     db: SessionDep,

@@ -7,16 +7,18 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import StringConstraints
 
 from example_app.api.dependencies import CurrentUser, PostServiceDep, SearchServiceDep, require_active_user
+from example_app.api.errors import responses
 from example_app.api.params import Limit, PostId, Skip
 from example_app.core.config import get_settings
 from example_app.models import Post
+from example_app.schemas.common import Storable, Visible
 from example_app.schemas.post import PostCreate, PostResponse, PostUpdate, PostWithAuthor
 from example_app.schemas.search import PostSearchHit
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 
 
-@router.get("", response_model=list[PostResponse])
+@router.get("", response_model=list[PostResponse], responses=responses(422, 503))
 async def list_posts(service: PostServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[Post]:
     return await service.list_posts(skip=skip, limit=limit)
 
@@ -24,6 +26,8 @@ async def list_posts(service: PostServiceDep, skip: Skip = 0, limit: Limit = 20)
 SearchQuery = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    Storable,
+    Visible,
     Query(description="What to look for, in words: posts are found by meaning, not by spelling"),
 ]
 SearchLimit = Annotated[int, Query(ge=1, le=50, description="Hits (at most 50)")]
@@ -33,7 +37,7 @@ SearchLimit = Annotated[int, Query(ge=1, le=50, description="Hits (at most 50)")
     "/search",  # before /{post_id}, which would take "search" for an id
     response_model=list[PostSearchHit],
     dependencies=[Depends(require_active_user)],
-    responses={503: {"description": "The embedding model is not loaded"}},
+    responses=responses(401, 403, 422, 503),
 )
 async def search_posts(
     q: SearchQuery, service: SearchServiceDep, limit: SearchLimit = 10
@@ -56,13 +60,16 @@ def link_embedding_job(response: Response, service: PostServiceDep) -> None:
         response.headers["Embedding-Job"] = f"{get_settings().API_V1_PREFIX}/jobs/{service.embedding_job}"
 
 
-@router.get("/{post_id}", response_model=PostWithAuthor)
+@router.get("/{post_id}", response_model=PostWithAuthor, responses=responses(404, 422, 503))
 async def get_post(post_id: PostId, service: PostServiceDep) -> Post:
     return await service.get_with_author(post_id)
 
 
 @router.post(
-    "", response_model=PostResponse, status_code=status.HTTP_201_CREATED, responses={201: EMBEDDING_JOB}
+    "",
+    response_model=PostResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: EMBEDDING_JOB, **responses(400, 401, 403, 413, 422, 503)},
 )
 async def create_post(
     post_in: PostCreate, me: CurrentUser, service: PostServiceDep, response: Response
@@ -72,7 +79,11 @@ async def create_post(
     return post
 
 
-@router.patch("/{post_id}", response_model=PostResponse, responses={200: EMBEDDING_JOB})
+@router.patch(
+    "/{post_id}",
+    response_model=PostResponse,
+    responses={200: EMBEDDING_JOB, **responses(400, 401, 403, 404, 413, 422, 503)},
+)
 async def update_post(
     post_id: PostId, post_in: PostUpdate, me: CurrentUser, service: PostServiceDep, response: Response
 ) -> Post:
@@ -81,6 +92,8 @@ async def update_post(
     return post
 
 
-@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 403, 404, 422, 503)
+)
 async def delete_post(post_id: PostId, me: CurrentUser, service: PostServiceDep) -> None:
     await service.delete(me, post_id)

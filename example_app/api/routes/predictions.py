@@ -1,12 +1,12 @@
 """/api/v1/predictions and /api/v1/models: the served model, its log, and what is loaded."""
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from example_app.api.dependencies import DigitsModelDep, ModelsDep, PredictionServiceDep, require_active_user
+from example_app.api.errors import responses
 from example_app.api.params import After, Limit
 from example_app.schemas.prediction import (
     BatchInput,
@@ -24,10 +24,8 @@ from example_app.services.keyset import encode_cursor
 router = APIRouter(tags=["predictions"], dependencies=[Depends(require_active_user)])
 
 # --8<-- [start:serving_routes]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "The request body is over the size limit"},
-    503: {"description": "The model is not loaded, or no prediction within the timeout"},
-}
+# Every route: 401/403 (the token), 503 (the database; the model, for predictions).
+ERRORS = responses(400, 401, 403, 413, 422, 503)
 
 
 @router.post("/predictions", response_model=PredictionResponse, responses=ERRORS)
@@ -46,7 +44,7 @@ async def predict_batch(
     return BatchResponse(model=ref, latency_ms=latency_ms, predictions=results)
 
 
-@router.get("/models", response_model=list[ModelInfo])
+@router.get("/models", response_model=list[ModelInfo], responses=responses(401, 403, 503))
 async def list_models(models: ModelsDep) -> list[ModelInfo]:
     loaded = [
         ModelInfo(name=name, loaded=True, manifest=model.manifest.model_dump(mode="json"))
@@ -59,7 +57,7 @@ async def list_models(models: ModelsDep) -> list[ModelInfo]:
 
 
 # --8<-- [start:log_routes]
-@router.get("/predictions", response_model=PredictionPage)
+@router.get("/predictions", response_model=PredictionPage, responses=responses(401, 403, 422, 503))
 async def list_predictions(service: PredictionServiceDep, after: After, limit: Limit = 20) -> PredictionPage:
     rows, last = await service.page(after=after, limit=limit)
     return PredictionPage(
@@ -71,7 +69,10 @@ async def list_predictions(service: PredictionServiceDep, after: After, limit: L
 @router.get(
     "/predictions/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per line"}},
+    responses={
+        200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per line"},
+        **responses(401, 403, 503),
+    },
 )
 async def export_predictions(service: PredictionServiceDep) -> StreamingResponse:
     """The whole log as JSON Lines, streamed: the first line leaves before the last row is read."""
