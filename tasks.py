@@ -122,6 +122,7 @@ def serve(
         if workers > 1 and reload:
             sys.exit("--reload runs one process: leave out --workers, or --reload")
         os.environ["WEB_CONCURRENCY"] = str(workers)  # uvicorn's --workers, and the app's budget
+        cmd += ["--timeout-graceful-shutdown", "30"]  # on SIGTERM: answer what was accepted, 30 s at most
         job_worker = [str(VENV_PYTHON), "-m", "example_app.jobs.worker"]  # embeds new and edited posts
         _run_until_signalled([*cmd, "--reload"] if reload else cmd, alongside=job_worker)
 

@@ -1,0 +1,123 @@
+"""DP04: one of two instances restarted under load; no request fails.
+
+The client does what a load balancer does, and no more: a connection that is refused (the
+instance is not listening) goes to the other instance. Nothing else is retried: a request that
+an instance accepted must be answered, by that instance, also when it is told to stop.
+
+The restart is a deployment's: take the instance out of the balancer, let the connections
+already made arrive (DRAIN), then SIGTERM. Without the first two steps a connection accepted
+just before SIGTERM, whose request uvicorn has not read yet, is closed unanswered ("Server
+disconnected without sending a response"): the first run of this test, without them, lost one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from alembic import command
+from tests.support import NewDatabase, alembic_config, served_app
+
+CLIENTS = 6  # steady load that leaves the restarted instance CPU to start on 2 cores
+# uvicorn's own setting (its --timeout-graceful-shutdown): on SIGTERM it stops listening, then
+# waits up to this long for the requests it has accepted, then runs the lifespan's shutdown.
+GRACEFUL_SECONDS = "30"
+DRAIN = 0.3  # seconds between leaving the balancer and SIGTERM (Kubernetes: a preStop sleep)
+
+
+@dataclass
+class Load:
+    """CLIENTS threads, each a client sending one request after another to the instances."""
+
+    targets: list[str]
+    done: list[tuple[str, float, float, int]] = field(default_factory=list)  # url, start, end, status
+    failed: list[str] = field(default_factory=list)
+    refused: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    emails: itertools.count[int] = field(default_factory=itertools.count)
+
+    def request(self, turn: int) -> None:
+        targets = list(self.targets)  # the balancer's list at this moment
+        for url in targets[turn % len(targets) :] + targets[: turn % len(targets)]:
+            start = time.monotonic()
+            try:
+                if turn % 4 == 0:  # a write: a sign-up (an Argon2 hash, a commit): long in flight
+                    n = next(self.emails)
+                    body = {"email": f"load{n}@example.com", "password": "correct horse", "name": f"L{n}"}
+                    response = httpx.post(f"{url}/api/v1/users", json=body, timeout=60)
+                    expected = 201
+                else:
+                    response = httpx.get(f"{url}/api/v1/posts", timeout=60)
+                    expected = 200
+            except httpx.ConnectError as exc:
+                if "refused" not in str(exc).lower():
+                    self.failed.append(f"{url}: {exc!r}")
+                    return
+                self.refused += 1
+                continue  # not listening: the next instance
+            except httpx.TransportError as exc:  # accepted, then dropped: a failed request
+                self.failed.append(f"{url}: {exc!r}")
+                return
+            self.done.append((url, start, time.monotonic(), response.status_code))
+            if response.status_code != expected:
+                self.failed.append(f"{url}: {response.status_code} {response.text[:200]}")
+            return
+        self.failed.append("no instance accepted the connection")
+
+    def client(self, number: int) -> None:
+        for turn in itertools.count(number):
+            if self.stop.is_set():
+                return
+            self.request(turn)
+            time.sleep(0.1)  # about 50 requests a second in all: 2 shared cores also start a2
+
+
+# --8<-- [start:restart]
+@pytest.mark.pattern("DP04")
+def test_restarting_one_of_two_instances_under_load_fails_no_request(new_database: NewDatabase) -> None:
+    url = new_database()
+    command.upgrade(alembic_config(url), "head")
+    with ExitStack() as stack:
+        first = served_app(url, UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=GRACEFUL_SECONDS)
+        a = first.__enter__()
+        b = stack.enter_context(served_app(url, UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=GRACEFUL_SECONDS))
+        load = Load([a.url, b.url])
+        clients = [threading.Thread(target=load.client, args=(n,)) for n in range(CLIENTS)]
+        for thread in clients:
+            thread.start()
+        try:
+            time.sleep(3)
+            load.targets.remove(a.url)  # 1. out of the balancer: new requests go to b
+            time.sleep(DRAIN)  # 2. what was sent to a is read by a
+            sigterm = time.monotonic()  # 3. SIGTERM: a stops listening, answers what it has
+            first.__exit__(None, None, None)  # SIGTERM; returns when the process has exited
+            stopped = time.monotonic()
+            a2 = stack.enter_context(
+                served_app(url, UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=GRACEFUL_SECONDS)
+            )  # the restarted instance
+            load.targets.append(a2.url)
+            time.sleep(3)
+        finally:
+            load.stop.set()
+            for thread in clients:
+                thread.join(timeout=90)
+
+    assert load.failed == []
+    across = [d for d in load.done if d[0] == a.url and d[1] < sigterm < d[2]]
+    assert across, "no request was in flight on the stopped instance"  # the SIGTERM met real load
+    assert all(status in (200, 201) for _, _, _, status in across)
+    assert any(d[0] == a2.url for d in load.done)  # the restarted instance serves again
+    print(
+        f"{len(load.done)} requests, 0 failed, {load.refused} refused and sent on, "
+        f"{len(across)} in flight on the stopped instance at SIGTERM and answered; "
+        f"it stopped in {stopped - sigterm:.2f} s"
+    )
+
+
+# --8<-- [end:restart]
