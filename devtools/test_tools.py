@@ -72,6 +72,13 @@ TOOLS = (
         lambda: shutil.which("wrk") is not None,
         needed_by=("tests/test_bench.py", "tests/hardening/test_soak.py"),
     ),
+    # PgBouncer in transaction pooling mode in front of the test server (DP02).
+    Tool(
+        "pgbouncer",
+        "pgbouncer",
+        lambda: shutil.which("/usr/sbin/pgbouncer") is not None,
+        needed_by=("tests/deployment/test_pgbouncer.py",),
+    ),
     # The local PostgreSQL provider drops root privileges with setpriv (PostgreSQL refuses root).
     Tool("setpriv", "util-linux", lambda: not _running_as_root() or shutil.which("setpriv") is not None),
 )

@@ -81,6 +81,8 @@ async def check_connection_budget(connection: AsyncConnection, settings: Setting
 
 async def enforce_connection_budget(engine: AsyncEngine, settings: Settings) -> None:
     """In the lifespan: an over-budget deployment does not start, and its log says why in one line."""
+    if settings.DB_BEHIND_POOLER:  # the app's pools hold PgBouncer's client slots, not the server's
+        return
     try:
         async with engine.connect() as connection:
             await check_connection_budget(connection, settings)

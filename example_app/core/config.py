@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     JOB_WORKERS: Annotated[int, Field(ge=0)] = 1  # job worker processes on this database
     JOB_QUEUE_POOL_SIZE: Annotated[int, Field(ge=1)] = 8  # psycopg connections of one job worker's queue
     DB_RESERVED_CONNECTIONS: Annotated[int, Field(ge=0)] = 5  # for migrations, psql, monitoring
+    # Behind PgBouncer in transaction mode (example_app/core/pooler.py): no prepared statements
+    # kept between transactions; the budget is then PgBouncer's pool size, not checked here.
+    DB_BEHIND_POOLER: bool = False
     # --8<-- [end:budget_settings]
     DB_ECHO: bool = False  # SQL logging; bound parameters are never logged
     # --8<-- [start:db_timeouts]

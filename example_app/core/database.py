@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import Settings, get_settings
+from example_app.core.pooler import behind_pooler
 
 
 # --8<-- [start:timeouts]
@@ -39,6 +40,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 engine = create_engine(get_settings())
+if get_settings().DB_BEHIND_POOLER:
+    behind_pooler(engine)  # PgBouncer in transaction mode: see core/pooler.py
 
 # expire_on_commit=False: attributes stay loaded after commit, so a response can be built
 # without another (implicit, and under asyncio forbidden) round trip.

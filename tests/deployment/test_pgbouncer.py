@@ -1,0 +1,126 @@
+"""DP02: the app through PgBouncer in transaction pooling mode (Debian's pgbouncer 1.18)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from alembic import command
+from devtools.pgbouncer import pgbouncer
+from example_app.core.pooler import behind_pooler
+from example_app.jobs.queue import conninfo
+from tests.support import NewDatabase, alembic_config, served_app
+
+SERVER_CONNECTIONS = 20
+CLIENTS = 500
+
+
+@pytest.fixture
+def direct_and_pooled(new_database: NewDatabase) -> Iterator[tuple[str, str]]:
+    """A migrated scratch database: its direct URL, and the URL through PgBouncer."""
+    url = new_database()
+    command.upgrade(alembic_config(url), "head")  # migrations go direct: they hold a session lock
+    with pgbouncer(url, pool_size=SERVER_CONNECTIONS) as pooled:
+        yield url, pooled
+
+
+def server_connections(direct: str) -> int:
+    """The database's server connections, other than this one: PgBouncer's."""
+    with psycopg.connect(conninfo(direct)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def client_work(engine: Any, n: int) -> None:
+    """One client: a read, then a write in a transaction, each its own transaction."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT count(*) FROM posts WHERE id > :n"), {"n": n})
+        await conn.rollback()
+        async with conn.begin():
+            await conn.execute(text("SELECT pg_sleep(0.01)"))  # a transaction that takes a moment
+            await conn.execute(text("SELECT id FROM users WHERE id = :n FOR UPDATE"), {"n": n})
+
+
+@pytest.mark.pattern("DP02")
+async def test_without_the_settings_asyncpg_fails_behind_pgbouncer(
+    direct_and_pooled: tuple[str, str],
+) -> None:
+    _, pooled = direct_and_pooled
+    engine = create_async_engine(pooled, pool_size=30, max_overflow=0)  # asyncpg's defaults
+    try:
+        results = await asyncio.gather(*(client_work(engine, n) for n in range(60)), return_exceptions=True)
+    finally:
+        await engine.dispose()
+    errors = [r for r in results if isinstance(r, DBAPIError)]
+    assert errors, "asyncpg's prepared statements were expected to fail in transaction mode"
+    assert "prepared statement" in str(errors[0])
+
+
+# --8<-- [start:five_hundred]
+@pytest.mark.pattern("DP02")
+async def test_500_clients_through_20_server_connections(direct_and_pooled: tuple[str, str]) -> None:
+    direct, pooled = direct_and_pooled
+    engine = create_async_engine(pooled, pool_size=CLIENTS, max_overflow=0, pool_timeout=60)
+    behind_pooler(engine)  # what DB_BEHIND_POOLER=true does to the app's engine
+    peak = 0
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, await asyncio.to_thread(server_connections, direct))
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch())
+    started = time.monotonic()
+    try:
+        results = await asyncio.gather(
+            *(client_work(engine, n) for n in range(CLIENTS)), return_exceptions=True
+        )
+        clients = engine.pool.checkedin()  # type: ignore[attr-defined]
+    finally:
+        stop.set()
+        await watcher
+        await engine.dispose()
+    took = time.monotonic() - started
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert clients == CLIENTS  # 500 client connections were open at once...
+    assert 0 < peak <= SERVER_CONNECTIONS  # ...on at most 20 server connections
+    print(f"{CLIENTS} clients, 0 errors, at most {peak} server connections, {took:.1f} s")
+
+
+# --8<-- [end:five_hundred]
+
+
+@pytest.mark.pattern("DP02")
+def test_the_served_app_works_through_pgbouncer(direct_and_pooled: tuple[str, str]) -> None:
+    _, pooled = direct_and_pooled
+    with (
+        served_app(pooled, DB_BEHIND_POOLER="true") as app,
+        httpx.Client(base_url=f"{app.url}/api/v1", timeout=30) as http,
+    ):
+        body = {"email": "ada@example.com", "password": "correct horse", "name": "Ada"}
+        assert http.post("/users", json=body).status_code == 201
+        form = {"username": "ada@example.com", "password": "correct horse"}
+        token = http.post("/auth/token", data=form).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        for _ in range(3):  # the same statements again: a kept prepared statement would fail now
+            post = http.post("/posts", json={"title": "Hi", "body": "Text."}, headers=auth)
+            assert post.status_code == 201, post.text
+            assert http.get("/posts").status_code == 200
+            assert http.get(f"/posts/{post.json()['id']}").status_code == 200
+            assert http.get("/users").status_code in (200, 401, 403)
+        assert http.get("/health/ready").status_code == 200
