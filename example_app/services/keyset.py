@@ -6,7 +6,7 @@ encoding can change without breaking them (a token they kept becomes a clear 422
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 
@@ -26,7 +26,8 @@ def decode_cursor(token: str) -> Keyset:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         created_at, _, row_id = raw.partition("|")
         key = Keyset(datetime.fromisoformat(created_at), int(row_id))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        key.created_at.astimezone(UTC)  # year 1 at +05:00 is in no year UTC: asyncpg could not send it
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise ValueError("not a cursor this API gave out") from None
     if key.created_at.tzinfo is None or not 0 < key.id < 2**63:
         raise ValueError("not a cursor this API gave out")

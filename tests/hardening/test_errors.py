@@ -126,6 +126,28 @@ async def test_every_error_status_has_the_one_body(client: AsyncClient, caller: 
         TypeAdapter(ErrorResponse).validate_json(response.text)
 
 
+@pytest.mark.pattern("HD05")
+def test_every_error_status_of_every_operation_is_the_one_body() -> None:
+    openapi = app.openapi()
+    # The health checks' 503 is a health report, by design: monitors read its fields.
+    health = {"/api/v1/health": "HealthResponse", "/api/v1/health/ready": "ReadinessResponse"}
+    for route, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            errors = {code: r for code, r in operation["responses"].items() if code[0] in "45"}
+            assert errors, f"{method} {route} documents no error"
+            for code, response in errors.items():
+                [schema] = [c["schema"] for c in response["content"].values()]
+                wanted = health.get(route, "ErrorResponse")
+                assert schema == {"$ref": f"#/components/schemas/{wanted}"}, (method, route, code)
+
+
+@pytest.mark.pattern("HD05")
+def test_patch_schemas_advertise_no_null() -> None:
+    schemas = app.openapi()["components"]["schemas"]
+    for name in ("UserUpdate", "PostUpdate"):
+        assert "null" not in json.dumps(schemas[name]), schemas[name]  # null is refused: not offered
+
+
 # --8<-- [end:shape_tests]
 
 

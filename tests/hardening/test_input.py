@@ -8,6 +8,7 @@ a lone surrogate, a fuzzer's or an attacker's does not.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -195,6 +196,19 @@ async def test_numbers_json_allows_and_python_parses_are_422_with_a_safe_echo(
 
 
 # --8<-- [end:id_tests]
+
+
+@pytest.mark.pattern("HD01")
+@pytest.mark.parametrize(
+    "position",
+    ["0001-01-01T00:00:00+05:00|1", "9999-12-31T23:59:59-05:00|1", "2026-01-01T00:00:00+00:00|" + "9" * 30],
+)
+async def test_a_forged_cursor_outside_what_postgresql_holds_is_422(
+    client: AsyncClient, caller: Caller, position: str
+) -> None:
+    after = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+    response = await client.get(path("list_predictions"), params={"after": after}, headers=caller.headers)
+    assert field_error(response) == ["query", "after"]
 
 
 @pytest.mark.pattern("HD01", "HD05")

@@ -91,9 +91,9 @@ async def test_ten_megabytes_are_refused_fast_and_health_answers_meanwhile(
         done.set()
         times = await probe
     assert status == 413
-    assert elapsed < 1.0
+    assert elapsed < 2.0  # it was 12.9 s, for the worker to read and parse it all
     assert len(times) >= 5
-    assert max(times) < 0.5  # the worker was never busy with the body
+    assert max(times) < 1.0  # the worker was never busy with the body (margins: a busy 2-core CI)
 
 
 @pytest.mark.pattern("HD03")

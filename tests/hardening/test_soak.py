@@ -17,7 +17,6 @@ import pytest
 from tests.support import ROOT
 
 
-# --8<-- [start:soak_test]
 @pytest.mark.pattern("HD06")
 def test_a_short_soak_has_no_errors_and_leaves_no_connection_or_descriptor(scratch_url: str) -> None:
     env = {**os.environ, "BENCH_DATABASE_URL": scratch_url}
@@ -40,6 +39,3 @@ def test_a_short_soak_has_no_errors_and_leaves_no_connection_or_descriptor(scrat
     assert settled["pg_active"] == 0
     assert settled["open_fds"] <= before["open_fds"] + 2
     assert settled["rss_mib"] - before["rss_mib"] < 30
-
-
-# --8<-- [end:soak_test]
