@@ -290,25 +290,41 @@ def fmt(c: Context) -> None:
     _run(c, f"{BIN}/ruff check --fix .")
 
 
+# name -> the module whose main(seconds, connections, record) runs it (decision6 is the default).
+BENCHMARKS = {
+    "decision6": "bench.decision6",
+    "ml-serving": "bench.ml_serving",
+    "vector-search": "bench.vector_search",
+    "jobs": "bench.jobs",
+    "soak": "bench.soak",  # HD06: 60 s, 64 connections, mixed reads and writes; what is left after
+}
+
+
 @task(
     help={
-        "name": "which benchmark (decision6)",
-        "seconds": "load per scenario",
-        "connections": "wrk connections",
-        "record": "also write the table to docs/benchmarks/ (the figures the guide shows)",
+        "name": f"which benchmark ({', '.join(BENCHMARKS)})",
+        "seconds": "load per scenario (default: the benchmark's own)",
+        "connections": "wrk connections (default: the benchmark's own)",
+        "record": "also write the table to bench/results/ (the figures the guide shows)",
     }
 )
 def bench(
-    c: Context, name: str = "decision6", seconds: int = 10, connections: int = 32, record: bool = False
+    c: Context, name: str = "decision6", seconds: int = 0, connections: int = 0, record: bool = False
 ) -> None:
     """Side-by-side benchmarks under real HTTP load (wrk); prints ratios."""
-    if name != "decision6":
-        sys.exit(f"unknown benchmark {name!r}; available: decision6")
-    from bench.decision6 import main
+    import importlib
+
+    if name not in BENCHMARKS:
+        sys.exit(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
     from devtools.test_tools import ensure_tools
 
     ensure_tools("wrk")
-    main(seconds, connections, record)
+    main = importlib.import_module(BENCHMARKS[name]).main
+    main(
+        *([seconds] if seconds else []),
+        **({"connections": connections} if connections else {}),
+        record=record,
+    )
 
 
 # --8<-- [start:fuzz]

@@ -8,6 +8,8 @@
 - Code annotations follow the code: an ordered list right after an included Python block whose
   items start with inline code (`` `pool_pre_ping=True` ...``) puts marker N on the one line of
   the block that contains that code. If the code changes and the line is gone, the build fails.
+- Each chart of `bench/charts.py` is drawn as SVG from its recorded JSON into the site (e.g.
+  `assets/charts/ml_serving.svg`), so a figure can never disagree with the recorded run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pygments.util import ClassNotFound
 if __package__ in (None, ""):  # loaded by file path: make `devtools` importable from a bare clone
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.charts import CHARTS
 from devtools.docs_source import (
     ATTR_ID,
     ATTR_PATTERNS,
@@ -258,7 +261,25 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     files.append(File.generated(config, INDEX_PAGE, content=index_markdown(guide)))
     for path in sorted(guide.sources):
         files.append(File.generated(config, source_page(path), content=source_markdown(guide, path)))
+    for chart in chart_files(config):
+        files.append(chart)
     return files
+
+
+def chart_files(config: MkDocsConfig) -> list[File]:
+    """The benchmark charts (bench/charts.py), drawn from the recorded JSON at every build."""
+    root = Path(config.config_file_path).resolve().parent
+    found = []
+    for chart in CHARTS:
+        try:
+            svg = chart.svg(root)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PluginError(
+                f"chart {chart.target}: cannot draw it from {chart.source} ({type(exc).__name__}: {exc}); "
+                "rerun the benchmark with --record"
+            ) from None
+        found.append(File.generated(config, chart.target, content=svg))
+    return found
 
 
 # --- page Markdown -------------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Charts of recorded benchmark results, drawn as SVG when the guide is built (devtools/docs_hooks.py).
+
+The numbers come only from the JSON a `--record` run wrote next to its table (bench/results/);
+nothing here is typed by hand. Plain SVG, written out: horizontal bars, one panel per comparison,
+system fonts, no scripts, on a light card so it reads in the dark theme too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+WIDTH = 760
+PAD = 16
+LABEL_W = 270  # the bars' labels, right-aligned against the bars
+VALUE_W = 110  # room for the number after the longest bar
+BAR_H = 20
+CHAR_W = 7.5  # about the width of a character of the 13 px text
+BAR_GAP = 8
+TITLE_H = 26
+PANEL_GAP = 18
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+HIGHLIGHT = "#00897b"  # the app's choice (the theme's teal)
+OTHER = "#90a4ae"
+GOAL = "#d84315"
+INK = "#263238"
+MUTED = "#607d8b"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    text: str  # the value as printed after the bar
+    highlight: bool = False
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    bars: tuple[Bar, ...]
+    goal: float | None = None  # a dashed line at this value
+    goal_text: str = ""
+
+
+def _text(x: float, y: float, content: str, **attrs: str) -> str:
+    extra = "".join(f" {name.replace('_', '-')}={quoteattr(value)}" for name, value in attrs.items())
+    return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{escape(content)}</text>'
+
+
+def _value_x(x: float, chars: int, goal_x: float | None) -> float:
+    """Where a bar's number starts: after the bar, and clear of the goal line."""
+    if goal_x is not None and x - 4 <= goal_x <= x + chars * CHAR_W:
+        return goal_x + 6
+    return x
+
+
+def render(title: str, subtitle: str, panels: Sequence[Panel]) -> str:
+    """An SVG document: a title, a subtitle, then each panel's bars on a scale of its own."""
+    bars_x = PAD + LABEL_W + 8
+    bars_w = WIDTH - bars_x - VALUE_W - PAD
+    body: list[str] = [
+        _text(PAD, PAD + 16, title, font_size="17", font_weight="600", fill=INK),
+        _text(PAD, PAD + 36, subtitle, font_size="12", fill=MUTED),
+    ]
+    y = PAD + 56.0
+    for panel in panels:
+        body.append(_text(PAD, y + 16, panel.title, font_size="14", font_weight="600", fill=INK))
+        y += TITLE_H
+        top = y
+        scale = max([b.value for b in panel.bars] + [panel.goal or 0.0]) or 1.0
+        goal_x = None if panel.goal is None else bars_x + bars_w * panel.goal / scale
+        for bar in panel.bars:
+            width = max(bars_w * bar.value / scale, 1.0)
+            colour = HIGHLIGHT if bar.highlight else OTHER
+            middle = y + BAR_H / 2 + 4.5
+            weight = {"font_weight": "600"} if bar.highlight else {}
+            body += [
+                _text(bars_x - 8, middle, bar.label, font_size="13", fill=INK, text_anchor="end", **weight),
+                f'<rect x="{bars_x}" y="{y:.1f}" width="{width:.1f}" height="{BAR_H}" rx="2" fill="{colour}">'
+                f"<title>{escape(f'{bar.label}: {bar.text}')}</title></rect>",
+                _text(
+                    _value_x(bars_x + width + 6, len(bar.text), goal_x),
+                    middle,
+                    bar.text,
+                    font_size="13",
+                    fill=INK,
+                    **weight,
+                ),
+            ]
+            y += BAR_H + BAR_GAP
+        if goal_x is not None:
+            x = goal_x
+            body += [
+                f'<line x1="{x:.1f}" y1="{top - 4:.1f}" x2="{x:.1f}" y2="{y - BAR_GAP + 4:.1f}" '
+                f'stroke="{GOAL}" stroke-width="1.5" stroke-dasharray="4 3"/>',
+                _text(x + 4, y + 8, panel.goal_text, font_size="12", fill=GOAL),
+            ]
+            y += 14
+        y += PANEL_GAP
+    height = y - PANEL_GAP + PAD
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
+            f'viewBox="0 0 {WIDTH} {height:.0f}" role="img" font-family="{FONT}">',
+            f"<title>{escape(title)}</title>",
+            f"<desc>{escape(subtitle)}</desc>",
+            f'<rect x="0.5" y="0.5" width="{WIDTH - 1}" height="{height - 1:.0f}" rx="8" '
+            'fill="#ffffff" stroke="#cfd8dc"/>',
+            *body,
+            "</svg>",
+            "",
+        ]
+    )
+
+
+def _rows(value: float) -> str:
+    return f"{value:,.0f} rows/s"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+def ml_serving(data: Mapping[str, Any]) -> str:
+    """bench/results/ml_serving.json (bench/ml_serving.py --record) as four panels."""
+    placement = data["placement"]
+
+    def name(p: Mapping[str, Any]) -> str:
+        return str(p["variant"]) + (" (app)" if p["app_choice"] else "")
+
+    goal = float(data["goal_ms"])
+    panels = [
+        Panel(
+            f"Rows/s, {data['connections']} clients posting {data['batch_rows']}-row batches "
+            "(higher is better)",
+            tuple(Bar(name(p), p["rows_per_s"], _rows(p["rows_per_s"]), p["app_choice"]) for p in placement),
+        ),
+        Panel(
+            "p99 of GET /health meanwhile (lower is better)",
+            (
+                *(
+                    Bar(name(p), p["health_p99_ms"], _ms(p["health_p99_ms"]), p["app_choice"])
+                    for p in placement
+                ),
+                Bar("no prediction load", data["idle_health_p99_ms"], _ms(data["idle_health_p99_ms"])),
+            ),
+            goal=goal,
+            goal_text=f"goal: {goal:.0f} ms",
+        ),
+    ]
+    for title, rows in (
+        ("Batch vs single requests, rows/s", data["requests"]),
+        ("Writing the prediction log, rows/s", data["inserts"]),
+    ):
+        panels.append(
+            Panel(
+                title,
+                tuple(
+                    Bar(r["variant"], r["rows_per_s"], _rows(r["rows_per_s"]), i == 0)
+                    for i, r in enumerate(rows)
+                ),
+            )
+        )
+    subtitle = (
+        f"Recorded {data['recorded']} on {data['cores']} cores (load average {data['load_average']:.1f}), "
+        f"{data['postgres']}, {data['rounds']} \u00d7 {data['seconds']} s per variant"
+    )
+    return render("ML serving: where inference runs, and what batching buys", subtitle, panels)
+
+
+@dataclass(frozen=True)
+class Chart:
+    source: str  # the recorded JSON, relative to the project root
+    target: str  # where the built site serves the SVG, relative to the site root
+    draw: Callable[[Mapping[str, Any]], str]
+
+    def svg(self, root: Path) -> str:
+        return self.draw(json.loads((root / self.source).read_text(encoding="utf-8")))
+
+
+CHARTS = (Chart("bench/results/ml_serving.json", "assets/charts/ml_serving.svg", ml_serving),)
