@@ -12,9 +12,13 @@ disconnected without sending a response"): the first run of this test, without t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -22,12 +26,46 @@ import httpx
 import pytest
 
 from alembic import command
-from tests.support import NewDatabase, alembic_config, served_app
+from devtools.postgres_provider import free_port
+from tests.support import ROOT, NewDatabase, alembic_config
 
 CLIENTS = 6  # steady load that leaves the restarted instance CPU to start on 2 cores
-# uvicorn's own setting (its --timeout-graceful-shutdown): on SIGTERM it stops listening, then
-# waits up to this long for the requests it has accepted, then runs the lifespan's shutdown.
+# uvicorn's --timeout-graceful-shutdown: on SIGTERM it stops listening, then waits up to this
+# long for the requests it has accepted, then runs the lifespan's shutdown.
 GRACEFUL_SECONDS = "30"
+
+
+@contextlib.contextmanager
+def instance(database_url: str) -> Iterator[str]:
+    """An instance of the app (uvicorn, as `serve` runs it); SIGTERM at the end of the `with`.
+
+    Like tests.support.served_app, with more time to start: here it starts beside the load.
+    """
+    port = free_port()
+    cmd = [str(ROOT / "venv" / "bin" / "uvicorn"), "example_app.main:app", "--port", str(port)]
+    server = subprocess.Popen(
+        [*cmd, "--timeout-graceful-shutdown", GRACEFUL_SECONDS],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
+                    break
+            assert server.poll() is None, "the instance exited"
+            assert time.monotonic() < deadline, "the instance did not answer within 180 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()  # SIGTERM
+        server.wait(timeout=60)
+
+
 DRAIN = 0.3  # seconds between leaving the balancer and SIGTERM (Kubernetes: a preStop sleep)
 
 
@@ -84,24 +122,22 @@ def test_restarting_one_of_two_instances_under_load_fails_no_request(new_databas
     url = new_database()
     command.upgrade(alembic_config(url), "head")
     with ExitStack() as stack:
-        first = served_app(url, UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=GRACEFUL_SECONDS)
+        first = instance(url)
         a = first.__enter__()
-        b = stack.enter_context(served_app(url, UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=GRACEFUL_SECONDS))
-        load = Load([a.url, b.url])
+        b = stack.enter_context(instance(url))
+        load = Load([a, b])
         clients = [threading.Thread(target=load.client, args=(n,)) for n in range(CLIENTS)]
         for thread in clients:
             thread.start()
         try:
             time.sleep(3)
-            load.targets.remove(a.url)  # 1. out of the balancer: new requests go to b
+            load.targets.remove(a)  # 1. out of the balancer: new requests go to b
             time.sleep(DRAIN)  # 2. what was sent to a is read by a
             sigterm = time.monotonic()  # 3. SIGTERM: a stops listening, answers what it has
             first.__exit__(None, None, None)  # SIGTERM; returns when the process has exited
             stopped = time.monotonic()
-            a2 = stack.enter_context(
-                served_app(url, UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=GRACEFUL_SECONDS)
-            )  # the restarted instance
-            load.targets.append(a2.url)
+            a2 = stack.enter_context(instance(url))  # the restarted instance
+            load.targets.append(a2)
             time.sleep(3)
         finally:
             load.stop.set()
@@ -109,10 +145,10 @@ def test_restarting_one_of_two_instances_under_load_fails_no_request(new_databas
                 thread.join(timeout=90)
 
     assert load.failed == []
-    across = [d for d in load.done if d[0] == a.url and d[1] < sigterm < d[2]]
+    across = [d for d in load.done if d[0] == a and d[1] < sigterm < d[2]]
     assert across, "no request was in flight on the stopped instance"  # the SIGTERM met real load
     assert all(status in (200, 201) for _, _, _, status in across)
-    assert any(d[0] == a2.url for d in load.done)  # the restarted instance serves again
+    assert any(d[0] == a2 for d in load.done)  # the restarted instance serves again
     print(
         f"{len(load.done)} requests, 0 failed, {load.refused} refused and sent on, "
         f"{len(across)} in flight on the stopped instance at SIGTERM and answered; "
