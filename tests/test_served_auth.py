@@ -97,8 +97,7 @@ async def sign_up(url: str, names: list[str]) -> list[int]:
 
 def peak_growth_at_48_sign_ups(database_url: str, concurrency: int) -> int:
     """How far above its resting RSS the server's memory peaks while 48 sign-ups run at once."""
-    env = {"PASSWORD_HASH_CONCURRENCY": str(concurrency)}
-    with served_app(database_url, **env) as served:
+    with served_app(database_url, PASSWORD_HASH_CONCURRENCY=str(concurrency)) as served:
         pid = served.process.pid
         assert asyncio.run(sign_up(served.url, ["warm"])) == [201]  # first hash, pool, imports
         resting = rss(pid, "VmRSS")
