@@ -35,6 +35,9 @@ PASSWORD = "soak password"
 # One request of the mix, by weight: 50 % list, 20 % read one, 10 % own account, 20 % writes.
 LUA = """
 token, posts, me = nil, 0, 0
+shed, failed = 0, 0
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
 init = function(args) token, posts, me = args[1], tonumber(args[2]), args[3] end
 request = function()
   local h = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
@@ -46,6 +49,16 @@ request = function()
     return wrk.format("POST", "/api/v1/posts", h, '{"title": "Soak", "body": "Written under load."}')
   end
   return wrk.format("PATCH", "/api/v1/posts/" .. math.random(1, posts), h, '{"tags": ["soak"]}')
+end
+-- 503 + Retry-After is the app shedding load (no pooled connection within DB_POOL_TIMEOUT);
+-- any other status over 299 is an error.
+response = function(status, headers, body)
+  if status == 503 then shed = shed + 1 elseif status > 299 then failed = failed + 1 end
+end
+done = function(summary, latency, requests)
+  local s, f = 0, 0
+  for _, t in ipairs(threads) do s = s + t:get("shed"); f = f + t:get("failed") end
+  io.write(string.format("shed: %d\\nfailed: %d\\n", s, f))
 end
 """
 
@@ -70,7 +83,8 @@ class SoakResult:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
-    errors: int  # non-2xx answers and socket errors
+    errors: int  # answers over 299 other than 503, and socket errors (timeouts included)
+    shed: int  # 503 + Retry-After: no pooled connection within DB_POOL_TIMEOUT
     before: Snapshot
     after: Snapshot  # right after the load
     settled: Snapshot  # a few seconds later
@@ -219,9 +233,13 @@ def run(seconds: int = 60, connections: int = 64, warmup: int = 5) -> SoakResult
         finally:
             app_server.should_exit = True
             time.sleep(1)
-    rps, p50, p99, errors = parse_wrk(output)
+    rps, p50, p99, non_2xx_and_socket = parse_wrk(output)
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    return SoakResult(seconds, connections, requests, rps, p50, p99, errors, before, after, settled, version)
+    shed = int(re.search(r"shed: (\d+)", output).group(1))  # type: ignore[union-attr]
+    errors = non_2xx_and_socket - shed
+    return SoakResult(
+        seconds, connections, requests, rps, p50, p99, errors, shed, before, after, settled, version
+    )
 
 
 def report(r: SoakResult) -> str:
@@ -229,7 +247,8 @@ def report(r: SoakResult) -> str:
         f"Soak: {r.seconds} s, {r.connections} connections, 1 uvicorn worker; 50 % list posts, 20 % read a "
         f"post, 10 % read own account, 10 % create a post, 10 % edit a post; {r.postgres}",
         f"{r.requests} requests, {r.requests_per_s:.0f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, "
-        f"errors {r.errors}",
+        f"errors {r.errors}; 503 + Retry-After (no pooled connection free within DB_POOL_TIMEOUT): "
+        f"{r.shed}",
         "",
         f"{'':28} {'before':>8} {'after':>8} {'settled':>8}",
     ]

@@ -81,6 +81,14 @@ NOT_RUN = {
         "a load benchmark: minutes of wrk traffic per variant, results that depend on the machine; "
         "tests/test_blocking.py checks the effect it measures on every run"
     ),
+    "python3 tasks.py fuzz --cases 500 --record": (
+        "about 9,000 generated requests, minutes of them, and it rewrites bench/results/fuzz.txt; "
+        "tests/hardening/test_fuzz.py runs the same harness with 60 cases per operation on every run"
+    ),
+    "python3 tasks.py bench --name soak --record": (
+        "60 s of load with results that depend on the machine, and it rewrites "
+        "bench/results/soak.txt; tests/hardening/test_soak.py runs the same soak for 4 s on every run"
+    ),
     "curl http://127.0.0.1:8000/api/v1/health": (
         "needs the server above; the tests send the same request with httpx"
     ),

@@ -41,6 +41,7 @@ class Finding:
 
 @dataclass
 class FuzzReport:
+    per_operation_budget: int = 0
     cases: int = 0
     seconds: float = 0.0
     per_operation: dict[str, int] = field(default_factory=dict)
@@ -50,8 +51,9 @@ class FuzzReport:
     def summary(self) -> str:
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted(self.statuses.items()))
         lines = [
-            f"{self.cases} cases over {len(self.per_operation)} operations in {self.seconds:.1f} s "
-            f"({self.cases / self.seconds:.0f} cases/s), seed {SEED}",
+            f"{self.cases} cases over {len(self.per_operation)} operations (up to "
+            f"{self.per_operation_budget} each) in {self.seconds:.1f} s ({self.cases / self.seconds:.0f} "
+            f"cases/s), seed {SEED}",
             f"server errors: {sum(n for code, n in self.statuses.items() if code >= 500 and code != 503)}, "
             f"findings: {len(self.findings)}",
             f"statuses: {statuses}",
@@ -64,7 +66,7 @@ class FuzzReport:
 def run(base_url: str, headers: dict[str, str], cases_per_operation: int) -> FuzzReport:
     """Fuzz every operation of the served app's OpenAPI document, positive and negative cases."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-    report = FuzzReport()
+    report = FuzzReport(per_operation_budget=cases_per_operation)
     session = requests.Session()
     started = time.perf_counter()
     for result in schema.get_all_operations():

@@ -28,8 +28,8 @@ from tests.hardening.fuzz import run
 from tests.jobs.workers import conninfo
 from tests.support import PASSWORD, ROOT, alembic_config, served_app, sync_url
 
-# 19 operations take parameters or a body; the other 3 have one case each: 19 x 55 + 3 = 1,048.
-CASES_PER_OPERATION = int(os.environ.get("FUZZ_CASES", "55"))
+# 18 operations take parameters or a body; the other 4 have one case each: 18 x 60 + 4 = 1,084.
+CASES_PER_OPERATION = int(os.environ.get("FUZZ_CASES", "60"))
 RECORD = ROOT / "bench" / "results" / "fuzz.txt"
 
 
