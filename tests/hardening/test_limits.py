@@ -132,3 +132,14 @@ async def test_deep_nesting_under_the_limit_is_a_documented_400(app_server: Serv
 
 
 # --8<-- [end:limit_tests]
+
+
+@pytest.mark.pattern("HD01")
+async def test_a_nul_name_on_the_served_app_is_a_422_not_a_500(app_server: ServedApp) -> None:
+    body = b'{"email": "nul@example.com", "password": "long enough", "name": "a\\u0000b"}'
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=30) as client:
+        response = await client.post(
+            "/api/v1/users", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
