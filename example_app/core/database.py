@@ -26,6 +26,7 @@ def connect_args(settings: Settings) -> dict[str, Any]:
 # --8<-- [end:timeouts]
 
 
+# --8<-- [start:engine]
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
@@ -46,3 +47,4 @@ if get_settings().DB_BEHIND_POOLER:
 # expire_on_commit=False: attributes stay loaded after commit, so a response can be built
 # without another (implicit, and under asyncio forbidden) round trip.
 SessionLocal = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+# --8<-- [end:engine]
