@@ -296,6 +296,7 @@ BENCHMARKS = {
     "ml-serving": "bench.ml_serving",
     "vector-search": "bench.vector_search",
     "jobs": "bench.jobs",
+    "hot-path": "bench.hot_path",
     "soak": "bench.soak",  # HD06: 60 s, 64 connections, mixed reads and writes; what is left after
 }
 

@@ -173,6 +173,74 @@ def ml_serving(data: Mapping[str, Any]) -> str:
     return render("ML serving: where inference runs, and what batching buys", subtitle, panels)
 
 
+def hot_path(data: Mapping[str, Any]) -> str:
+    """bench/results/hot_path.json (bench/hot_path.py --record) as three panels."""
+    labels: Mapping[str, str] = data["labels"]
+    measures = {(m["variant"], m["route"]): m for m in data["measures"]}
+    raw = measures.get(("raw", "by-id"))
+
+    def rps(key: str, route: str = "by-id") -> Bar | None:
+        m = measures.get((key, route))
+        if m is None:
+            return None
+        return Bar(labels[key], m["requests_per_s"], f"{m['requests_per_s']:,.0f} req/s", key == "app")
+
+    ladder = [bar for key in (*data["ladder"], "raw") if (bar := rps(key)) is not None]
+    goal = float(data["goal_raw_ratio"])
+    panels = [
+        Panel(
+            "The ladder: GET /posts/{id}, requests/s (higher is better)",
+            tuple(ladder),
+            goal=goal * raw["requests_per_s"] if raw else None,
+            goal_text=f"goal: {goal:g} \u00d7 raw asyncpg",
+        )
+    ]
+    ratios = []
+    for route, label in (
+        ("by-id", "GET /posts/{id}"),
+        ("list", "GET /posts"),
+        ("auth", "GET /users/{id}, token"),
+    ):
+        app, base = measures.get(("app", route)), measures.get(("raw", route))
+        if app and base and base["requests_per_s"]:
+            ratio = app["requests_per_s"] / base["requests_per_s"]
+            ratios.append(Bar(label, ratio, f"{ratio:.2f}\u00d7", True))
+    if ratios:
+        panels.append(
+            Panel(
+                "The app's throughput as a share of raw asyncpg's, same SQL",
+                tuple(ratios),
+                goal=goal,
+                goal_text=f"goal: {goal:g}\u00d7",
+            )
+        )
+    if data.get("loaded") and data.get("idle"):
+        p99 = float(data["goal_p99_ms"])
+        panels.append(
+            Panel(
+                f"p99 of a cheap GET while {data['connections']} connections run 20 ms queries "
+                "(lower is better)",
+                (
+                    Bar("with the slow load", data["loaded"]["p99_ms"], _ms(data["loaded"]["p99_ms"]), True),
+                    *(
+                        [Bar("... SQLAlchemy's own pool queue", unfair["p99_ms"], _ms(unfair["p99_ms"]))]
+                        if (unfair := data.get("loaded_unfair"))
+                        else []
+                    ),
+                    Bar("alone", data["idle"]["p99_ms"], _ms(data["idle"]["p99_ms"])),
+                ),
+                goal=p99,
+                goal_text=f"goal: {p99:.0f} ms",
+            )
+        )
+    subtitle = (
+        f"Recorded {data['recorded']} on {data['cores']} cores (load average {data['load_average']:.1f}), "
+        f"{data['postgres']}, 1 uvicorn worker, wrk -c{data['connections']}, "
+        f"{data['rounds']} \u00d7 {data['seconds']} s each"
+    )
+    return render("The hot path: from the original pattern to the app", subtitle, panels)
+
+
 @dataclass(frozen=True)
 class Chart:
     source: str  # the recorded JSON, relative to the project root
@@ -183,4 +251,7 @@ class Chart:
         return self.draw(json.loads((root / self.source).read_text(encoding="utf-8")))
 
 
-CHARTS = (Chart("bench/results/ml_serving.json", "assets/charts/ml_serving.svg", ml_serving),)
+CHARTS = (
+    Chart("bench/results/ml_serving.json", "assets/charts/ml_serving.svg", ml_serving),
+    Chart("bench/results/hot_path.json", "assets/charts/hot_path.svg", hot_path),
+)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE_PATHS = (ROOT.parent / "shared" / "PATTERNS.md", Path(__file__).with_name("PATTERNS.md"))
 ROW = re.compile(r"^\|\s*(?P<id>[A-Z]{1,2}\d{2})\s*\|(?P<rest>.*)\|\s*$")
 # Groups whose every item must have a test (ML items arrive with their own issue).
-REQUIRED_GROUPS = ("W", "D", "S", "M", "SC", "R", "SV", "DB", "MG", "T", "TS", "E", "AU", "HD")
+REQUIRED_GROUPS = ("W", "D", "S", "M", "SC", "R", "SV", "DB", "MG", "T", "TS", "E", "AU", "HD", "PF")
 # Items of groups that are only partly built yet: the ML items are (serving, the log, search, jobs).
 REQUIRED_ITEMS = (
     *("ML01", "ML02", "ML03", "ML04", "ML05", "ML06"),

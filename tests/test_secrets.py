@@ -51,11 +51,11 @@ def test_every_route_declares_a_response_model() -> None:
     from fastapi.responses import StreamingResponse
     from fastapi.routing import APIRoute
 
-    from example_app.api.routes import health, posts, predictions, users
+    from example_app.api.routes import auth, health, posts, predictions, users
 
-    routers = (health, users, posts, predictions)
+    routers = (health, auth, users, posts, predictions)
     api_routes = [r for m in routers for r in m.router.routes if isinstance(r, APIRoute)]
-    assert len(api_routes) >= 18
+    assert len(api_routes) >= 19
     for route in api_routes:
         # 204 routes return no body at all, a stream is its own format (JSON Lines); every other
         # one filters through a schema.

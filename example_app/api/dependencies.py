@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import get_settings
-from example_app.core.database import SessionLocal
+from example_app.core.database import WITHOUT_TRANSACTION, SessionLocal
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.security import user_id_from_token
 from example_app.ml.artifact import LoadedModel
@@ -25,10 +25,16 @@ from example_app.services.prediction import PredictionService
 from example_app.services.search import SearchService
 from example_app.services.user import UserService
 
-
 # --8<-- [start:get_db]
-async def get_db() -> AsyncIterator[AsyncSession]:
-    async with SessionLocal() as session:
+READS = frozenset({"GET", "HEAD"})
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    # A GET only reads, and a read needs no transaction: under READ COMMITTED, PostgreSQL's
+    # default, each statement sees a snapshot of its own inside one as well. Without it there
+    # is no BEGIN and no ROLLBACK: a read by primary key is one round trip. Writes get one.
+    options = WITHOUT_TRANSACTION if request.method in READS else {}
+    async with SessionLocal(execution_options=options) as session:
         yield session  # closed (and its connection returned) after the response
 
 
@@ -37,11 +43,13 @@ SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
 # --8<-- [start:service_providers]
-def get_user_service(db: SessionDep) -> UserService:
+# async def, though nothing here awaits: FastAPI runs a plain `def` dependency in its threadpool,
+# a hop to another thread and back on every request, for a constructor call.
+async def get_user_service(db: SessionDep) -> UserService:
     return UserService(db)
 
 
-def get_post_service(db: SessionDep) -> PostService:
+async def get_post_service(db: SessionDep) -> PostService:
     return PostService(db)
 
 
@@ -96,12 +104,12 @@ LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 # --8<-- [start:model_providers]
 # Loaded once by the lifespan and held on app state; tests override these like get_db.
-def get_models(request: Request) -> ModelRegistry:
+async def get_models(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.models
     return registry
 
 
-def get_inference(request: Request) -> Inference:
+async def get_inference(request: Request) -> Inference:
     inference: Inference = request.app.state.inference
     return inference
 
@@ -109,14 +117,14 @@ def get_inference(request: Request) -> Inference:
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 
 
-def get_digits_model(models: ModelsDep) -> LoadedModel:
+async def get_digits_model(models: ModelsDep) -> LoadedModel:
     model = models.models.get(DIGITS)
     if model is None:  # the artifact failed to load: readiness says why, routes answer 503
         raise UnavailableError(f"model {DIGITS!r} is not loaded")
     return model
 
 
-def get_prediction_service(
+async def get_prediction_service(
     db: SessionDep, inference: Annotated[Inference, Depends(get_inference)]
 ) -> PredictionService:
     return PredictionService(db, inference)
@@ -128,14 +136,14 @@ PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_servi
 
 
 # --8<-- [start:search_providers]
-def get_embedder(request: Request) -> TextEmbedder:
+async def get_embedder(request: Request) -> TextEmbedder:
     embedder: TextEmbedder | None = request.app.state.embedder  # loaded once by the lifespan
     if embedder is None:  # it failed to load (logged at start-up): search answers 503
         raise UnavailableError("the embedding model is not loaded")
     return embedder
 
 
-def get_search_service(
+async def get_search_service(
     db: SessionDep, embedder: Annotated[TextEmbedder, Depends(get_embedder)]
 ) -> SearchService:
     return SearchService(db, embedder, get_settings().SEARCH_EF_SEARCH)
@@ -146,11 +154,11 @@ SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
 
 
 # --8<-- [start:job_providers]
-def get_job_service(db: SessionDep) -> JobService:
+async def get_job_service(db: SessionDep) -> JobService:
     return JobService(db)
 
 
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
     """For a stream that reads now and then: a short session per read, not one held throughout."""
     return SessionLocal
 

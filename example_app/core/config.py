@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     # kept between transactions; the budget is then PgBouncer's pool size, not checked here.
     DB_BEHIND_POOLER: bool = False
     # --8<-- [end:budget_settings]
+    # --8<-- [start:pool_settings]
+    # A pooled connection older than this is replaced when it is next checked out, without a
+    # round trip: firewalls and proxies drop idle connections silently after minutes or hours.
+    DB_POOL_RECYCLE: Annotated[float, Field(gt=0)] = 1800.0
+    # Prepared statements kept per connection: a statement it has run before costs one round
+    # trip, not two (prepare, then execute). 0 turns the cache off.
+    DB_STATEMENT_CACHE_SIZE: Annotated[int, Field(ge=0)] = 100
+    # --8<-- [end:pool_settings]
     DB_ECHO: bool = False  # SQL logging; bound parameters are never logged
     # --8<-- [start:db_timeouts]
     # How long a request may wait on the database, step by step: an outage answers 503 (with

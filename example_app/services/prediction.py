@@ -8,6 +8,7 @@ from sqlalchemy import Row, insert, select, tuple_
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.core.database import begin_transaction
 from example_app.ml.artifact import LoadedModel
 from example_app.ml.inference import Inference, InferenceTimeoutError
 from example_app.models import PredictionLog
@@ -98,6 +99,7 @@ class PredictionService:
             .order_by(col(PredictionLog.id))
             .execution_options(yield_per=batch_rows)
         )
+        await begin_transaction(self.db)  # a server-side cursor lives in one; a GET's session has none
         result = await self.db.stream(statement)
         try:
             async for row in result:

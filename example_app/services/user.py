@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +25,13 @@ EMAIL_TAKEN = "A user with this email already exists"
 BAD_CREDENTIALS = "Incorrect email or password"
 
 
+# --8<-- [start:without_hash]
+# Never read for a response: the hash is loaded only where a password is checked
+# (authenticate); code that touches it elsewhere fails at once (raiseload) instead of querying.
+WITHOUT_HASH = defer(User.hashed_password, raiseload=True)  # type: ignore[arg-type]
+# --8<-- [end:without_hash]
+
+
 # --8<-- [start:user_service]
 class UserService:
     def __init__(self, db: AsyncSession) -> None:
@@ -33,11 +41,12 @@ class UserService:
         if not may_list_accounts(actor):
             raise PermissionDeniedError("Only superusers may list users")
         # ORDER BY makes pages stable: without it PostgreSQL may return rows in any order.
-        statement = select(User).order_by(col(User.id)).offset(skip).limit(limit)
+        statement = select(User).options(WITHOUT_HASH).order_by(col(User.id)).offset(skip).limit(limit)
         return (await self.db.exec(statement)).all()
 
     async def get(self, user_id: int) -> User:
-        user = await self.db.get(User, user_id)
+        # The caller's own account is already in the session (the token's user): no query.
+        user = await self.db.get(User, user_id, options=[WITHOUT_HASH])
         if user is None:
             raise NotFoundError("User", user_id)
         return user

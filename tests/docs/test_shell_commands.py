@@ -81,6 +81,11 @@ NOT_RUN = {
         "a load benchmark: minutes of wrk traffic per variant, results that depend on the machine; "
         "tests/test_blocking.py checks the effect it measures on every run"
     ),
+    "python3 tasks.py bench --name hot-path": (
+        "a load benchmark of minutes, with results that depend on the machine; "
+        "tests/test_bench_hot_path.py runs it briefly on every run, and tests/test_hot_path.py "
+        "checks the round trips it depends on"
+    ),
     "python3 tasks.py fuzz --cases 500 --record": (
         "about 9,000 generated requests, minutes of them, and it rewrites bench/results/fuzz.txt; "
         "tests/hardening/test_fuzz.py runs the same harness with 60 cases per operation on every run"
