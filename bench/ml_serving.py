@@ -1,16 +1,20 @@
 """ML serving, measured (ML02, ML04): where inference runs, and what batching buys, in one run.
 
-1. Inference placement. The real app (example_app.main:app) under uvicorn, 1 worker on loopback,
-   with inference on the event loop, in the threadpool behind the capacity limiter (the app's
-   choice; also with a limit of 1), or in a process pool of 2: one override each, in
-   `bench/ml_serving_apps.py`. wrk keeps `connections` clients posting 100-row batches to
-   POST /predictions/batch while a probe, on one connection, asks GET /health every 10 ms:
-   rows/s, and the p99 of that unrelated request. Ratios are against the app's choice. The
-   variants take turns in slices (all booted first), so background load weighs on each alike.
+1. Inference placement. The real app (example_app.main:app) under uvicorn, 1 worker on
+   loopback, with inference on the event loop, in the threadpool behind the capacity limiter
+   (the app's choice; also with a limit of 1), or in a process pool of 2: one override each, in
+   `bench/ml_serving_apps.py`; and the app's choice with every request admitted (no admission
+   limit: PREDICTION_MAX_IN_PROGRESS raised), without gc.freeze(), and without both. wrk keeps
+   `connections` clients posting 100-row batches to POST /predictions/batch, each waiting out a
+   503's Retry-After as a well-behaved client does, while a probe, on one connection, asks GET
+   /health every 10 ms: rows/s, and the p99 of that unrelated request. Ratios are against the
+   app's choice. The variants take turns in slices (all booted first), so background load
+   weighs on each alike.
 2. Batching, on the app's choice: 1,000 rows in one POST /predictions/batch against 1,000
-   POST /predictions (httpx, 8 at a time); and the 1,000 rows of the prediction log written by
-   the service's one INSERT against the ORM (one flush of 1,000 objects; a flush per row), on
-   the app's own engine and session factory, with the INSERT statements counted.
+   POST /predictions (httpx, as many at a time as the app admits); and the 1,000 rows of the
+   prediction log written by the service's one INSERT against the ORM (one flush of 1,000
+   objects; a flush per row), on the app's own engine and session factory, with the INSERT
+   statements counted.
 
 The rows are the digits data the model was trained on. Every table of predictions and users
 lives in a scratch database (BENCH_DATABASE_URL, else a throwaway server), migrated by Alembic.
@@ -58,12 +62,14 @@ BODIES = 16  # distinct request bodies wrk rotates through
 HEALTH_EVERY_MS = 10  # the unrelated request: one connection, a GET every 10 ms
 GOAL_MS = 50.0  # the issue's goal for its p99 with 32 prediction clients
 LOG_ROWS = 1_000  # rows per comparison in part 2
-SINGLE_CONCURRENCY = 8  # single-row requests in flight at once
 ROUNDS = 2  # slices of `seconds` per variant, in alternating order
 BATCH_ROUNDS = 5
 INSERT_ROUNDS = 3
 
 APP_LIMIT: int = Settings.model_fields["INFERENCE_CONCURRENCY"].default  # the app's default
+ADMITTED: int = Settings.model_fields["PREDICTION_MAX_IN_PROGRESS"].default
+# Single-row requests in flight at once: as many as the app admits (more are shed with 503).
+SINGLE_CONCURRENCY = ADMITTED
 OTHER_LIMIT = 1 if APP_LIMIT != 1 else 2
 
 
@@ -86,6 +92,14 @@ VARIANTS = (
         {"BENCH_VARIANT": "threadpool", "INFERENCE_CONCURRENCY": str(OTHER_LIMIT)},
     ),
     Variant("process pool of 2", {"BENCH_VARIANT": "process-pool"}),
+    # The app's choice without what keeps the loop free for other requests: its admission limit
+    # (every prediction request let in), its gc.freeze() at start-up, and neither.
+    Variant("app, all admitted", {"BENCH_VARIANT": "threadpool", "PREDICTION_MAX_IN_PROGRESS": "1000"}),
+    Variant("app, no gc.freeze", {"BENCH_VARIANT": "threadpool", "BENCH_NO_GC_FREEZE": "1"}),
+    Variant(
+        "app, neither",
+        {"BENCH_VARIANT": "threadpool", "PREDICTION_MAX_IN_PROGRESS": "1000", "BENCH_NO_GC_FREEZE": "1"},
+    ),
 )
 BASELINE = next(v.name for v in VARIANTS if v.app_choice)
 
@@ -96,11 +110,12 @@ class WrkRun:
     seconds: float
     p50_ms: float
     p99_ms: float
-    errors: int  # non-2xx answers and socket errors (timeouts included)
+    errors: int  # non-2xx answers and socket errors (timeouts included), but for the shed
+    shed: int = 0  # 503 + Retry-After: the app's admission limit turned these away
 
     @property
     def ok_per_s(self) -> float:
-        return max(self.requests - self.errors, 0) / self.seconds if self.seconds else 0.0
+        return max(self.requests - self.errors - self.shed, 0) / self.seconds if self.seconds else 0.0
 
 
 @dataclass
@@ -114,6 +129,7 @@ class Placement:
     health_p99_ms: float
     health_requests: int
     errors: int  # of both loads
+    shed: int  # prediction requests answered 503 + Retry-After by the admission limit
     cpu_ms_per_request: float  # the server's CPU time (all its threads and processes) per batch
 
 
@@ -156,7 +172,9 @@ def parse_wrk(output: str) -> WrkRun:
         raise ValueError(f"not wrk --latency output: {output[:300]!r}")
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    return WrkRun(int(done[1]), _ms(done[2]) / 1000, _ms(p50[1]), _ms(p99[1]), errors)
+    shed = re.search(r"Shed \(503\): (\d+)", output)
+    shed_n = int(shed[1]) if shed else 0
+    return WrkRun(int(done[1]), _ms(done[2]) / 1000, _ms(p50[1]), _ms(p99[1]), errors - shed_n, shed_n)
 
 
 def _lua_headers(headers: dict[str, str]) -> str:
@@ -174,6 +192,28 @@ def batch_script(bodies: Sequence[str], headers: dict[str, str]) -> str:
         "request = function()\n"
         "  n = n % #bodies + 1\n"
         f'  return wrk.format("POST", "{BATCH}", headers, bodies[n])\n'
+        "end\n"
+        # A client that honours 503 + Retry-After: it waits that long before its next request.
+        # wrk asks delay() for the next request of the connection whose response() just ran.
+        "shed = 0\n"
+        "local wait_ms = 0\n"
+        "response = function(status, headers, body)\n"
+        "  if status == 503 then\n"
+        "    shed = shed + 1\n"
+        '    wait_ms = 1000 * (tonumber(headers["retry-after"] or headers["Retry-After"]) or 1)\n'
+        "  end\n"
+        "end\n"
+        "delay = function()\n"
+        "  local ms = wait_ms\n"
+        "  wait_ms = 0\n"
+        "  return ms\n"
+        "end\n"
+        "local threads = {}\n"
+        "setup = function(thread) table.insert(threads, thread) end\n"
+        "done = function(summary, latency, requests)\n"
+        "  local total = 0\n"
+        '  for _, thread in ipairs(threads) do total = total + thread:get("shed") end\n'
+        '  io.write(string.format("Shed (503): %d\\n", total))\n'
         "end\n"
     )
 
@@ -425,6 +465,7 @@ class Tally:
     ok: int = 0
     seconds: float = 0.0
     errors: int = 0
+    shed: int = 0
     cpu_seconds: float = 0.0
     batch_p50_ms: list[float] = field(default_factory=list)
     batch_p99_ms: list[float] = field(default_factory=list)
@@ -441,9 +482,10 @@ class Tally:
             probe.stop()
         self.cpu_seconds += self.server.cpu_seconds() - cpu_before
         self.requests += run.requests
-        self.ok += max(run.requests - run.errors, 0)
+        self.ok += max(run.requests - run.errors - run.shed, 0)
         self.seconds += run.seconds
         self.errors += run.errors + probe.errors
+        self.shed += run.shed
         self.batch_p50_ms.append(run.p50_ms)
         self.batch_p99_ms.append(run.p99_ms)
         self.health_ms += probe.latencies_ms
@@ -460,6 +502,7 @@ class Tally:
             health_p99_ms=percentile(self.health_ms, 99),
             health_requests=len(self.health_ms),
             errors=self.errors,
+            shed=self.shed,
             cpu_ms_per_request=self.cpu_seconds * 1000 / self.requests if self.requests else 0.0,
         )
 
@@ -708,20 +751,22 @@ def report(results: Results) -> str:
         f"{results.rounds} rounds of {results.seconds} s per variant, in alternating order",
         "",
         f"{'variant':26} {'rows/s':>7} {'batch p99':>10} {'/health p50':>12} {'/health p99':>12} "
-        f"{'(n)':>5} {'CPU/batch':>10} {'errors':>6} {'rows/s vs app':>14} {'p99 vs app':>11}",
+        f"{'(n)':>5} {'CPU/batch':>10} {'shed':>6} {'errors':>6} {'rows/s vs app':>14} {'p99 vs app':>11}",
     ]
     for p in results.placement:
         name = p.variant + (" (app)" if p.app_choice else "")
         lines.append(
             f"{name:26} {p.rows_per_s:7.0f} {p.batch_p99_ms:7.0f} ms {p.health_p50_ms:9.1f} ms "
             f"{p.health_p99_ms:9.1f} ms {p.health_requests:5d} {p.cpu_ms_per_request:7.1f} ms "
-            f"{p.errors:6d} {_ratio(p.rows_per_s, base.rows_per_s):>14} "
+            f"{p.shed:6d} {p.errors:6d} {_ratio(p.rows_per_s, base.rows_per_s):>14} "
             f"{_ratio(p.health_p99_ms, base.health_p99_ms):>11}"
         )
     verdict = "met" if base.health_p99_ms < GOAL_MS else "NOT met"
     lines += [
         "",
         "(n): the /health answers its p50 and p99 come from.",
+        f"shed: batches answered 503 + Retry-After by the admission limit (PREDICTION_MAX_IN_PROGRESS, "
+        f"{ADMITTED} by default); wrk's clients wait as long as Retry-After says, then send again.",
         "CPU/batch: the server's CPU time (its threads and pool processes) per batch request; "
         f"predict_proba alone on {BATCH_ROWS} rows: {results.predict_ms:.2f} ms.",
         f"/health with no prediction load (app's choice): p50 {results.idle_health_p50_ms:.1f} ms, "

@@ -9,12 +9,16 @@ uvicorn serves `bench.ml_serving_apps:create_app` (`--factory`) with BENCH_VARIA
 - `process-pool`: a ProcessPoolExecutor of PROCESSES processes, each loading the model once in
   its initializer; rows go to a worker and the prediction comes back pickled.
 
+With BENCH_NO_GC_FREEZE set, the objects the lifespan froze (`gc.freeze()`) are unfrozen once it
+has started: the garbage collector's full collections walk them again, as before that change.
+
 The database URL and the other settings come from the environment, as for the app itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import time
@@ -122,4 +126,14 @@ def create_app() -> FastAPI:
         app.router.lifespan_context = lifespan
     elif placement != "threadpool":
         raise SystemExit(f"BENCH_VARIANT must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if os.environ.get("BENCH_NO_GC_FREEZE"):
+        started = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def thawed(app_: FastAPI) -> AsyncIterator[None]:
+            async with started(app_):
+                gc.unfreeze()  # the start-up objects back in the collector's way, as before
+                yield
+
+        app.router.lifespan_context = thawed
     return app

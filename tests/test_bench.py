@@ -62,6 +62,13 @@ def test_wrk_output_is_read_with_its_request_count() -> None:
     assert run.ok_per_s == pytest.approx(434 / 10.01)
 
 
+def test_the_shed_requests_are_counted_apart_from_errors() -> None:
+    # the batch script's done() prints the 503s it got; wrk counts them as non-2xx responses
+    run = ml_serving.parse_wrk(WRK_OUTPUT + "Shed (503): 5\n")
+    assert (run.requests, run.errors, run.shed) == (441, 2, 5)
+    assert run.ok_per_s == pytest.approx(434 / 10.01)
+
+
 @pytest.mark.pattern("ML02", "ML04")
 def test_ml_serving_benchmark_runs_every_placement_and_comparison(
     scratch_url: str, monkeypatch: pytest.MonkeyPatch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import shutil
@@ -165,14 +166,15 @@ class SlowModel:
 # --8<-- [start:off_loop_test]
 @pytest.mark.pattern("ML02")
 async def test_predictions_in_flight_do_not_stall_other_requests(
-    live_client: AsyncClient, digit: dict[str, Any]
+    live_client: AsyncClient, digit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from example_app.api.dependencies import get_digits_model, get_inference
-    from example_app.main import app
+    from example_app.main import app, predictions_admitted
 
     slow = SlowModel(app.state.models.models[DIGITS], seconds=0.5)
     app.dependency_overrides[get_digits_model] = lambda: slow
     app.dependency_overrides[get_inference] = lambda: Inference(concurrency=2, timeout=10)
+    monkeypatch.setattr(predictions_admitted, "limit", 4)  # all four admitted: two wait for a thread
     try:
         predictions = [asyncio.create_task(live_client.post(path("predict"), json=digit)) for _ in range(4)]
         await asyncio.sleep(0.1)  # both workers are now blocked in the model
@@ -185,6 +187,50 @@ async def test_predictions_in_flight_do_not_stall_other_requests(
     assert liveness.status_code == 200
     assert waited < 0.25, f"/health waited {waited:.3f} s behind the predictions"
     assert [a.status_code for a in answers] == [200] * 4
+
+
+@pytest.mark.pattern("ML02")
+async def test_the_lifespan_freezes_what_start_up_made(live_client: AsyncClient) -> None:
+    # the models, metadata and schemas: out of the way of the collector's full collections
+    assert gc.get_freeze_count() > 10_000
+
+
+# --8<-- [start:admission_test]
+@pytest.mark.pattern("ML02")
+async def test_predictions_over_the_admission_limit_are_turned_away_at_once(
+    live_client: AsyncClient, digit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from example_app.api.dependencies import get_digits_model
+    from example_app.main import app, predictions_admitted
+
+    slow = SlowModel(app.state.models.models[DIGITS], seconds=0.5)
+    app.dependency_overrides[get_digits_model] = lambda: slow
+    monkeypatch.setattr(predictions_admitted, "limit", 2)
+    batch = {"rows": [digit] * 3}
+    try:
+        admitted = [asyncio.create_task(live_client.post(path("predict"), json=digit)) for _ in range(2)]
+        await asyncio.sleep(0.1)  # both are in the model now
+        started = time.perf_counter()
+        turned_away = [await live_client.post(path("predict_batch"), json=batch) for _ in range(2)]
+        waited = time.perf_counter() - started
+        liveness = await live_client.get(path("health"))  # other routes are not limited
+        answers = await asyncio.gather(*admitted)
+        after = await live_client.post(path("predict"), json=digit)  # places free again
+    finally:
+        app.dependency_overrides.clear()
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [t.status_code for t in turned_away] == [503, 503]
+    assert waited < 0.2  # answered at once, not queued behind the model
+    assert turned_away[0].headers["retry-after"] == "1"
+    assert turned_away[0].json() == {"detail": "busy: 2 predictions in progress here; try again shortly"}
+    assert liveness.status_code == 200
+    assert after.status_code == 200
+    assert predictions_admitted.in_progress == 0
+    page = await live_client.get(path("list_predictions"), params={"limit": 100})
+    assert len(page.json()["items"]) == 3  # the two admitted and the one after: nothing of the shed
+
+
+# --8<-- [end:admission_test]
 
 
 @pytest.mark.pattern("ML02")
