@@ -355,6 +355,17 @@ def docker_image(c: Context, tag: str = "") -> None:
     build(tag or DEFAULT_IMAGE)
 
 
+@task(name="app-image", help={"tag": "image tag (default fastapi-ml-guide/app:latest)"})
+def app_image(c: Context, tag: str = "") -> None:
+    """Build the app's image (Dockerfile) offline: a debootstrap Debian base, the pinned wheels."""
+    from devtools.app_image import APP_TAG, ImageError, build
+
+    try:
+        print(build(tag or APP_TAG))
+    except ImageError as exc:
+        sys.exit(f"app-image: {exc}")
+
+
 # --- database (alembic) ----------------------------------------------------------------------
 
 
@@ -480,6 +491,7 @@ ns = Collection(
     lint,
     fmt,
     docker_image,
+    app_image,
     db,
 )
 

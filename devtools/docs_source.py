@@ -28,8 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SNIPPETS = "pymdownx.snippets"
 # Where included code may come from, and which files are searched for section markers.
-CODE_ROOTS = ("example_app", "alembic", "tests", "devtools", "bench", "tasks.py", ".ci", "alembic.ini")
-CODE_SUFFIXES = {".py", ".ini", ".toml", ".mako", ".txt", ""}
+CODE_ROOTS = (
+    "example_app",
+    "alembic",
+    "tests",
+    "devtools",
+    "bench",
+    "deploy",
+    "tasks.py",
+    ".ci",
+    "alembic.ini",
+    "Dockerfile",
+)
+CODE_SUFFIXES = {".py", ".ini", ".toml", ".mako", ".txt", ".sh", ".yaml", ""}
 
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*)$")
 # The only include form the guide uses: a block-level snippet of a file or of one named section.

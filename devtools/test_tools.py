@@ -37,6 +37,10 @@ def _running_as_root() -> bool:
     return os.geteuid() == 0
 
 
+def _compose_plugin() -> bool:
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -79,6 +83,23 @@ TOOLS = (
         lambda: shutil.which("/usr/sbin/pgbouncer") is not None,
         needed_by=("tests/deployment/test_pgbouncer.py",),
     ),
+    # The app's image (DP05) is built on a Debian base that debootstrap makes; without Docker
+    # there is no image to build, and nothing to install.
+    Tool(
+        "debootstrap",
+        "debootstrap",
+        lambda: shutil.which("docker") is None or shutil.which("debootstrap") is not None,
+        needed_by=("tests/deployment/test_image.py",),
+    ),
+    # The compose test brings deploy/compose.yaml up (Docker's plugin, else Debian's docker-compose).
+    Tool(
+        "docker-compose",
+        "docker-compose",
+        lambda: (
+            shutil.which("docker") is None or shutil.which("docker-compose") is not None or _compose_plugin()
+        ),
+        needed_by=("tests/deployment/test_compose.py",),
+    ),
     # The local PostgreSQL provider drops root privileges with setpriv (PostgreSQL refuses root).
     Tool("setpriv", "util-linux", lambda: not _running_as_root() or shutil.which("setpriv") is not None),
 )
@@ -115,10 +136,33 @@ def _quiet(cmd: Sequence[str]) -> bool:
     return result.returncode == 0
 
 
+IMAGE_TESTS = ("tests/deployment/test_image.py", "tests/deployment/test_compose.py")
+
+
 def ensure(pytest_args: str = "") -> None:
     """Install what the selected tests need, or stop with one line naming the command to run."""
     selected = selected_paths(pytest_args)
     install([tool for tool in TOOLS if tool.wanted_by(selected)])
+    prepare_images(selected)
+
+
+def prepare_images(selected: Sequence[str]) -> None:
+    """Where a Docker engine answers, `tasks.py app-image` before the image tests: what needs the
+    network (Debian's mirror, PyPI) happens here, before pytest, never in a test."""
+    image_user = Tool("images", "", lambda: True, needed_by=IMAGE_TESTS)
+    if not image_user.wanted_by(selected) or shutil.which("docker") is None:
+        return
+    try:
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode != 0:
+            return
+    except subprocess.TimeoutExpired:
+        return
+    from devtools.app_image import ImageError, build
+
+    try:
+        build()
+    except ImageError as exc:
+        raise SystemExit(f"test: the app's image could not be built: {exc}") from None
 
 
 def ensure_tools(*names: str) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +22,8 @@ from alembic import command
 from devtools.pgbouncer import pgbouncer
 from example_app.core.pooler import behind_pooler
 from example_app.jobs.queue import conninfo
-from tests.support import NewDatabase, alembic_config, served_app
+from tests.hardening.fuzz import run
+from tests.support import PASSWORD, ROOT, NewDatabase, alembic_config, served_app
 
 SERVER_CONNECTIONS = 20
 CLIENTS = 500
@@ -124,3 +129,48 @@ def test_the_served_app_works_through_pgbouncer(direct_and_pooled: tuple[str, st
             assert http.get(f"/posts/{post.json()['id']}").status_code == 200
             assert http.get("/users").status_code in (200, 401, 403)
         assert http.get("/health/ready").status_code == 200
+
+
+# --8<-- [start:every_route]
+FUZZ_CASES = 10  # per operation: every route of the app, each several times, through PgBouncer
+
+
+@pytest.mark.pattern("DP02")
+def test_every_route_works_through_pgbouncer(
+    direct_and_pooled: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """schemathesis sends generated requests to every operation of the app served through
+    PgBouncer (as test_fuzz.py does directly): none may fail with a server error."""
+    direct, pooled = direct_and_pooled
+    with psycopg.connect(conninfo(direct), autocommit=True) as conn:
+        conn.execute("ALTER SEQUENCE users_id_seq RESTART WITH 1000003")  # the fuzz never deletes us
+    logs = tmp_path_factory.mktemp("pgbouncer-fuzz")
+    # The job worker connects directly: it LISTENs, which needs a session of its own.
+    with (
+        (logs / "worker.log").open("wb") as worker_log,
+        subprocess.Popen(
+            [sys.executable, "-m", "example_app.jobs.worker"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": direct, "JOB_POLL_SECONDS": "0.2"},
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+        ) as worker,
+    ):
+        try:
+            with served_app(pooled, log=logs / "uvicorn.log", DB_BEHIND_POOLER="true") as app:
+                signup = {"email": "fuzz@example.com", "password": PASSWORD, "name": "Fuzz"}
+                assert httpx.post(f"{app.url}/api/v1/users", json=signup).status_code == 201
+                form = {"username": signup["email"], "password": PASSWORD}
+                token = httpx.post(f"{app.url}/api/v1/auth/token", data=form).json()["access_token"]
+                report = run(app.url, {"Authorization": f"Bearer {token}"}, cases_per_operation=FUZZ_CASES)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+    print(f"through PgBouncer: {report.summary()}")
+    assert len(report.per_operation) >= 22  # every operation of the app
+    assert report.findings == []
+    assert not [code for code in report.statuses if code >= 500]
+    assert "Traceback" not in (logs / "uvicorn.log").read_text()
+
+
+# --8<-- [end:every_route]

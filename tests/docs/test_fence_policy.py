@@ -32,7 +32,7 @@ from devtools.docs_source import (
 )
 from tests.support import ROOT
 
-CODE_LANGS = {"python", "py", "python3", "pycon", "ini", "toml", "mako", "yaml"}
+CODE_LANGS = {"python", "py", "python3", "pycon", "ini", "toml", "mako", "yaml", "dockerfile", "sh"}
 OTHER_LANGS = {"bash", "text", "json", "http", "console"}
 # Lines that are Python, whatever the block claims to be.
 LOOKS_LIKE_PYTHON = re.compile(

@@ -1,0 +1,132 @@
+"""DP05: deploy/compose.yaml wires the images this repository builds the way the tests run them,
+and the stack it describes serves.
+
+The app reaches PostgreSQL through PgBouncer with the settings that make asyncpg work there, and
+migrates directly (the migration lock is a session's); the job worker connects directly (it
+LISTENs); PgBouncer's container is configured like devtools/pgbouncer.py, which the DP02 tests run.
+The last test brings the stack up with docker-compose and uses it: where there is no Docker
+engine it is skipped, except where REQUIRE_DOCKER is set (CI sets it): there it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML (mkdocs uses it); no stubs pinned
+from sqlalchemy.engine import make_url
+
+from devtools.app_image import APP_TAG, BASE_TAG, PGBOUNCER_TAG
+from devtools.pgbouncer import config
+from devtools.postgres_provider import DEFAULT_IMAGE, free_port
+from tests.support import PASSWORD, ROOT
+
+DEPLOY = ROOT / "deploy"
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return loaded
+
+
+def settings(ini: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\w+) = ?(.*)$", ini, flags=re.MULTILINE))
+
+
+@pytest.mark.pattern("DP05")
+def test_the_services_use_the_images_this_repository_builds() -> None:
+    services = compose()["services"]
+    assert set(services) == {"db", "pgbouncer", "app", "worker"}
+    assert services["db"]["image"] == DEFAULT_IMAGE  # python3 tasks.py docker-image
+    assert services["app"]["image"] == services["worker"]["image"] == APP_TAG  # tasks.py app-image
+    assert services["pgbouncer"]["build"]["args"]["BASE"] == BASE_TAG
+    assert services["pgbouncer"]["image"] == PGBOUNCER_TAG  # tasks.py app-image builds it too
+    assert (services["app"]["command"], services["worker"]["command"]) == (["app"], ["worker"])
+    assert (DEPLOY / "pgbouncer" / services["pgbouncer"]["build"].get("dockerfile", "Dockerfile")).exists()
+
+
+@pytest.mark.pattern("DP05")
+def test_the_app_goes_through_pgbouncer_and_everything_else_direct() -> None:
+    services = compose()["services"]
+    app, worker = services["app"]["environment"], services["worker"]["environment"]
+    assert make_url(app["DATABASE_URL"]).host == "pgbouncer"
+    assert make_url(app["DATABASE_URL"]).port == 6432
+    assert app["DB_BEHIND_POOLER"] == "true"  # statement caches off, unique statement names
+    assert make_url(app["MIGRATION_DATABASE_URL"]).host == "db"  # the advisory lock needs a session
+    assert make_url(worker["DATABASE_URL"]).host == "db"  # LISTEN needs a session too
+    assert "MIGRATION_DATABASE_URL" in (DEPLOY / "entrypoint.sh").read_text()
+
+
+@pytest.mark.pattern("DP05")
+def test_pgbouncer_in_the_container_is_configured_like_the_tests_one() -> None:
+    script = (DEPLOY / "pgbouncer" / "entrypoint.sh").read_text()
+    container = settings(script)
+    tested = settings(config("postgresql+asyncpg://app:x@db:5432/app", 6432, 20, Path("/tmp/log")))
+    for key in ("pool_mode", "ignore_startup_parameters", "server_reset_query", "max_client_conn"):
+        assert container[key] == tested[key], key
+    assert container["listen_port"] == "6432"
+
+
+def compose_command() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    pytest.fail("no docker-compose: python3 tasks.py test installs it where Docker runs")
+
+
+# --8<-- [start:stack_test]
+@pytest.mark.pattern("DP05")
+def test_the_stack_serves_through_pgbouncer_and_its_worker_embeds_posts(image: str) -> None:
+    port, project = free_port(), f"fmlg-test-{secrets.token_hex(4)}"
+    env = {
+        **os.environ,
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "APP_PORT": str(port),
+    }
+    compose = [*compose_command(), "-f", str(DEPLOY / "compose.yaml"), "-p", project]
+    up = subprocess.run(
+        [*compose, "up", "-d", "--build"], env=env, capture_output=True, text=True, timeout=600
+    )
+    try:
+        assert up.returncode == 0, up.stderr[-2000:]
+        base = f"http://127.0.0.1:{port}/api/v1"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            logs = subprocess.run([*compose, "logs", "--tail", "30"], env=env, capture_output=True, text=True)
+            assert time.monotonic() < deadline, f"not ready within 180 s: {logs.stdout[-3000:]}"
+            time.sleep(1)
+        body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+        assert httpx.post(f"{base}/users", json=body).status_code == 201  # a write through PgBouncer
+        form = {"username": body["email"], "password": PASSWORD}
+        auth = {
+            "Authorization": f"Bearer {httpx.post(f'{base}/auth/token', data=form).json()['access_token']}"
+        }
+        post = httpx.post(f"{base}/posts", json={"title": "Cats and dogs", "body": "Pets."}, headers=auth)
+        assert post.status_code == 201
+        deadline = time.monotonic() + 60  # the worker embeds the new post, then search finds it
+        while not (found := httpx.get(f"{base}/posts/search", params={"q": "animals"}, headers=auth).json()):
+            assert time.monotonic() < deadline, "the job worker did not embed the post within 60 s"
+            time.sleep(0.5)
+        assert found[0]["id"] == post.json()["id"]
+        prediction = httpx.post(f"{base}/predictions", json={"pixels": [0.0] * 64}, headers=auth)
+        assert prediction.status_code == 200
+    finally:
+        subprocess.run([*compose, "down", "-v", "--timeout", "30"], env=env, capture_output=True, timeout=300)
+
+
+# --8<-- [end:stack_test]
