@@ -297,6 +297,7 @@ BENCHMARKS = {
     "vector-search": "bench.vector_search",
     "jobs": "bench.jobs",
     "hot-path": "bench.hot_path",
+    "scale-out": "bench.scale_out",  # 1 and 2 workers, direct and through PgBouncer (issue 14)
     "soak": "bench.soak",  # HD06: 60 s, 64 connections, mixed reads and writes; what is left after
 }
 

@@ -27,6 +27,7 @@ from tests.support import PASSWORD, ROOT, NewDatabase, alembic_config, served_ap
 
 SERVER_CONNECTIONS = 20
 CLIENTS = 500
+CONCURRENT_READS = 200
 
 
 @pytest.fixture
@@ -129,6 +130,16 @@ def test_the_served_app_works_through_pgbouncer(direct_and_pooled: tuple[str, st
             assert http.get(f"/posts/{post.json()['id']}").status_code == 200
             assert http.get("/users").status_code in (200, 401, 403)
         assert http.get("/health/ready").status_code == 200
+        # Reads at once, more than PgBouncer's server connections: a read outside a transaction
+        # could have its prepare and its execute on two of them (found by the scale-out bench).
+        statuses = asyncio.run(reads_at_once(app.url, post.json()["id"], CONCURRENT_READS))
+        assert statuses == [200] * CONCURRENT_READS
+
+
+async def reads_at_once(url: str, post_id: int, n: int) -> list[int]:
+    async with httpx.AsyncClient(base_url=f"{url}/api/v1", timeout=30) as client:
+        answers = await asyncio.gather(*(client.get(f"/posts/{post_id}") for _ in range(n)))
+    return [a.status_code for a in answers]
 
 
 # --8<-- [start:every_route]
