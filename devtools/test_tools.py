@@ -162,7 +162,11 @@ def prepare_images(selected: Sequence[str]) -> None:
     try:
         build()
     except ImageError as exc:
-        raise SystemExit(f"test: the app's image could not be built: {exc}") from None
+        # debootstrap needs root and Debian's tools: elsewhere the image tests are skipped, but
+        # where REQUIRE_DOCKER is set (CI) the run stops here.
+        if os.environ.get("REQUIRE_DOCKER"):
+            raise SystemExit(f"test: the app's image could not be built: {exc}") from None
+        print(f"test: the app's image was not built ({exc}); its tests will be skipped", file=sys.stderr)
 
 
 def ensure_tools(*names: str) -> None:
