@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,12 @@ from typing import Any
 import httpx
 from alembic.config import Config
 from httpx import AsyncClient, Response
-from sqlalchemy import Result, text
+from sqlalchemy import Result, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from alembic import command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +75,42 @@ def alembic_config(database_url: str, ini: Path = ROOT / "alembic.ini") -> Confi
 def sync_url(url: str) -> str:
     """The same database through psycopg 3 (the migrations' env.py itself runs on asyncpg)."""
     return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def scratch_databases(server_url: str, prefix: str = "scratch") -> Iterator[NewDatabase]:
+    """A factory of new, empty databases on the server of `server_url`; all are dropped on exit.
+
+    The one place the tests create and drop databases of their own: the `new_database` fixture
+    (one test) and the module-scoped ones (tests/jobs, the hot path, the fuzz) all come here.
+    """
+    admin = create_engine(sync_url(server_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str = "scratch", *, migrated: bool = False) -> Iterator[str]:
+    """One new database (asyncpg URL), migrated to head when asked, dropped on exit."""
+    with scratch_databases(server_url, prefix) as make:
+        url = make()
+        if migrated:
+            command.upgrade(alembic_config(url), "head")
+        yield url
 
 
 def path(name: str, **params: object) -> str:

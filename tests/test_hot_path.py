@@ -8,7 +8,6 @@ records every round trip the app makes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,12 +15,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from alembic import command
-from tests.support import alembic_config, bearer, path, served_app, sync_url
+from tests.support import bearer, path, scratch_database, served_app, sync_url
 from tests.wire import WireCounter
 
 
@@ -51,17 +49,19 @@ class HotApp:
 
 
 @pytest.fixture(scope="module")
-def hot_app(database_url: str, password_hash: str) -> Iterator[HotApp]:
+def hot_url(database_url: str) -> Iterator[str]:
+    """A database of the hot path's own, migrated: the served app commits what it writes."""
+    with scratch_database(database_url, "hot", migrated=True) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def hot_app(hot_url: str, password_hash: str) -> Iterator[HotApp]:
     from example_app.core.security import create_access_token
 
-    name = f"hot_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(sync_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    url = hot_url
     db = create_engine(sync_url(url), poolclass=NullPool)
     try:
-        command.upgrade(alembic_config(url), "head")
         with db.begin() as conn:
             ids = conn.execute(
                 text(
@@ -96,9 +96,6 @@ def hot_app(database_url: str, password_hash: str) -> Iterator[HotApp]:
             )
     finally:
         db.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 # --- PF01: round trips per route -----------------------------------------------------------------
