@@ -71,6 +71,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The extension the app needs, and the question a running server answers about it: whether its
+# installation ships the extension (CREATE EXTENSION would work), not whether a database has it yet.
+VECTOR_EXTENSION = "vector"
+VECTOR_CHECK = "SELECT 1 FROM pg_available_extensions WHERE name = %s"
+VECTOR_CHECK_TIMEOUT = 3  # seconds to connect; libpq's floor is 2
+
+
+def pgvector_note(url: str) -> str:
+    """Whether the server at `url` has pgvector ("with pgvector", "WITHOUT pgvector"), or why not known."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=VECTOR_CHECK_TIMEOUT, autocommit=True) as conn:
+            found = conn.execute(VECTOR_CHECK, (VECTOR_EXTENSION,)).fetchone() is not None
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())  # one line: libpq's messages have tabs and newlines
+        return f"pgvector not checked: {reason[:100]}"
+    return "with pgvector" if found else "WITHOUT pgvector"
+
+
 # --- 1. a URL ---------------------------------------------------------------------------------
 
 
@@ -83,10 +105,11 @@ def _from_url(url: str, env_var: str) -> PostgresServer:
         raise ProviderError(f"{env_var} is not a valid database URL: {exc}") from None
     if parsed.get_backend_name() != "postgresql":
         raise ProviderError(f"{env_var} must point to PostgreSQL, got {parsed.drivername!r}")
+    url = parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     return PostgresServer(
-        url=parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+        url=url,
         provider="url",
-        description=f"{env_var}: {parsed.render_as_string(hide_password=True)}",
+        description=f"{env_var} ({pgvector_note(url)}): {parsed.render_as_string(hide_password=True)}",
     )
 
 
@@ -138,10 +161,12 @@ def _testcontainers(image: str) -> Iterator[PostgresServer]:
         host = container.get_container_host_ip()
         port = int(container.get_exposed_port(5432))
         short_id = container.get_wrapped_container().short_id
+        url = _asyncpg_url("test", "test", host, port, "test")
         yield PostgresServer(
-            url=_asyncpg_url("test", "test", host, port, "test"),
+            url=url,
             provider="testcontainers",
-            description=f"testcontainers: {image} (container {short_id}) on {host}:{port}",
+            description=f"testcontainers ({pgvector_note(url)}): {image} (container {short_id}) "
+            f"on {host}:{port}",
         )
     finally:
         container.stop()  # removes the container and its volumes

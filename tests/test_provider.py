@@ -166,6 +166,78 @@ def test_the_provider_line_says_whether_the_server_has_pgvector() -> None:
         assert "with pgvector" in server.description
 
 
+@pytest.mark.pattern("T02", "ML06")
+@pytest.mark.usefixtures("clean_env")
+def test_a_url_line_says_whether_that_server_has_pgvector(
+    monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    monkeypatch.setenv("TEST_DATABASE_URL", database_url)  # the suite's own server has it
+    with pp.provide("TEST_DATABASE_URL") as server:
+        assert server.description.startswith("TEST_DATABASE_URL (with pgvector): postgresql")
+    monkeypatch.setattr(pp, "VECTOR_EXTENSION", "not_an_extension")  # what a server without it answers
+    with pp.provide("TEST_DATABASE_URL") as server:
+        assert server.description.startswith("TEST_DATABASE_URL (WITHOUT pgvector): ")
+
+
+@pytest.mark.pattern("T02", "E25")
+@pytest.mark.usefixtures("clean_env")
+def test_a_url_to_no_server_says_why_pgvector_was_not_checked_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TEST_DATABASE_URL", f"postgresql://app:s3cret@127.0.0.1:{pp.free_port()}/app")
+    started = time.perf_counter()
+    with pp.provide("TEST_DATABASE_URL") as server:  # the suite connecting later says the rest
+        assert server.provider == "url"
+        assert "(pgvector not checked: connection failed: " in server.description
+        assert "\n" not in server.description
+        assert "\t" not in server.description
+        assert "s3cret" not in server.description
+    assert time.perf_counter() - started < pp.VECTOR_CHECK_TIMEOUT + 1
+
+
+@pytest.mark.pattern("T02", "ML06")
+@pytest.mark.usefixtures("clean_env")
+def test_a_testcontainers_line_says_whether_the_container_has_pgvector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from testcontainers.community import postgres
+
+    class Container:  # no Docker needed: the provider's own steps, around a stand-in container
+        def __init__(self, image: str, **options: object) -> None:
+            self.image = image
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+        def get_container_host_ip(self) -> str:
+            return "127.0.0.1"
+
+        def get_exposed_port(self, port: int) -> int:
+            return 49153
+
+        def get_wrapped_container(self) -> object:
+            return type("Wrapped", (), {"short_id": "0123456789ab"})()
+
+    asked: list[str] = []
+
+    def note(url: str) -> str:
+        asked.append(url)
+        return "with pgvector"
+
+    monkeypatch.setattr(postgres, "PostgresContainer", Container)
+    monkeypatch.setattr(pp, "pgvector_note", note)
+    monkeypatch.setattr(pp, "probe_docker", lambda image: None)  # Docker answers, has the image
+    with pp.provide("TEST_DATABASE_URL") as server:
+        assert server.provider == "testcontainers"
+        assert server.description == (
+            f"testcontainers (with pgvector): {pp.DEFAULT_IMAGE} (container 0123456789ab) on 127.0.0.1:49153"
+        )
+    assert asked == [server.url]  # the container's server is the one asked
+
+
 @pytest.mark.pattern("T02")
 def test_a_cluster_of_another_major_version_is_left_alone_and_said_so(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
