@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,10 +16,8 @@ import pytest
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
@@ -33,7 +30,7 @@ from tests.support import (
     NewDatabase,
     alembic_config,
     bearer,
-    sync_url,
+    scratch_databases,
 )
 
 _servers = contextlib.ExitStack()
@@ -145,23 +142,8 @@ def new_database(database_url: str) -> Iterator[NewDatabase]:
     For the tests that need a database of their own: migrations from nothing, commands that
     commit. The session's database (migrated once, rolled back per test) is never touched.
     """
-    admin = create_engine(sync_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    names: list[str] = []
-
-    def make() -> str:
-        name = f"scratch_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        names.append(name)
-        return make_url(database_url).set(database=name).render_as_string(hide_password=False)
-
-    try:
+    with scratch_databases(database_url) as make:
         yield make
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture

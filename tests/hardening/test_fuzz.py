@@ -12,21 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-from alembic import command
 from tests.hardening.fuzz import run
 from tests.jobs.workers import conninfo
-from tests.support import PASSWORD, ROOT, alembic_config, served_app, sync_url
+from tests.support import PASSWORD, ROOT, scratch_database, served_app
 
 # 18 operations take parameters or a body; the other 4 have one case each: 18 x 60 + 4 = 1,084.
 CASES_PER_OPERATION = int(os.environ.get("FUZZ_CASES", "60"))
@@ -42,18 +37,8 @@ class Target:
 @pytest.fixture(scope="module")
 def fuzz_url(database_url: str) -> Iterator[str]:
     """A database of the fuzz's own, migrated: it commits what it writes."""
-    admin = create_engine(sync_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = f"fuzz_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-        command.upgrade(alembic_config(url), "head")
+    with scratch_database(database_url, "fuzz", migrated=True) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Workers commit, and a test counts every job in the queue: they get a database of
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,31 +13,17 @@ from typing import Any
 import psycopg
 import pytest
 from procrastinate import App, SyncPsycopgConnector
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-from alembic import command
 from tests.jobs.workers import RUNS_TABLE, conninfo
-from tests.support import alembic_config, sync_url
+from tests.support import scratch_database
 
 
 @pytest.fixture(scope="module")
 def jobs_url(database_url: str) -> Iterator[str]:
-    admin = create_engine(sync_url(database_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = f"jobs_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        command.upgrade(alembic_config(url), "head")
+    with scratch_database(database_url, "jobs", migrated=True) as url:
         with psycopg.connect(conninfo(url), autocommit=True) as conn:
             conn.execute(RUNS_TABLE)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture
