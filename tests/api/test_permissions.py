@@ -7,11 +7,12 @@ ordinary user, a superuser, an inactive user, and a post written by the owner.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import get_settings
@@ -25,6 +26,7 @@ class Cast:
     admin: Caller
     inactive: Caller
     post_id: int
+    job_id: int  # the post's embedding job (queued, never run: no worker here)
 
     def caller(self, name: str | None) -> Caller | None:
         return None if name is None else getattr(self, name)
@@ -44,7 +46,8 @@ async def cast(client: AsyncClient, make_caller: CallerFactory) -> Cast:
     created = await client.post(
         path("create_post"), json={"title": "Mine", "body": "b"}, headers=owner.headers
     )
-    return Cast(owner, other, admin, inactive, created.json()["id"])
+    job_id = int(created.headers["Embedding-Job"].rsplit("/", 1)[1])
+    return Cast(owner, other, admin, inactive, created.json()["id"], job_id)
 
 
 DIGIT = json.loads((get_settings().MODEL_DIR / "example-request.json").read_text())  # a zero
@@ -239,3 +242,93 @@ async def test_a_demoted_superuser_loses_the_right_at_once(
     )
     assert demote.status_code == 200
     assert (await client.get(path("list_users"), headers=cast.admin.headers)).status_code == 403  # same token
+
+
+# --- Every operation of the API, read from its OpenAPI document ---------------------------------------
+# New routes are covered the day they are added: none of these lists names what is protected.
+
+API = get_settings().API_V1_PREFIX
+Operation = tuple[str, str]  # ("GET", "/api/v1/jobs/{job_id}"), as the OpenAPI document has it
+
+# What anyone may call (the rules table's "anyone" rows); /docs, /redoc and /openapi.json are
+# not operations of the document. Every other operation takes an active user's token.
+PUBLIC: set[Operation] = {
+    ("POST", f"{API}/users"),  # sign up
+    ("POST", f"{API}/auth/token"),  # log in
+    ("GET", f"{API}/health"),
+    ("GET", f"{API}/health/ready"),
+    ("GET", f"{API}/posts"),
+    ("GET", f"{API}/posts/{{post_id}}"),
+    ("GET", f"{API}/users/{{user_id}}/posts"),
+}
+# The operations with a rule of their own above (ownership, superusers); all others are ML
+# routes, today's and those added later: any active user.
+OWN_RULES: set[Operation] = {
+    ("GET", f"{API}/users"),
+    ("GET", f"{API}/users/{{user_id}}"),
+    ("PATCH", f"{API}/users/{{user_id}}"),
+    ("DELETE", f"{API}/users/{{user_id}}"),
+    ("POST", f"{API}/posts"),
+    ("PATCH", f"{API}/posts/{{post_id}}"),
+    ("DELETE", f"{API}/posts/{{post_id}}"),
+}
+# A request each ML route accepts, and what it answers an active user. A route missing here
+# is still called (with no body), and must not answer 401 or 403.
+ML_EXAMPLES: dict[Operation, tuple[dict[str, Any], int]] = {
+    ("POST", f"{API}/predictions"): ({"json": DIGIT}, 200),
+    ("POST", f"{API}/predictions/batch"): ({"json": {"rows": [DIGIT, DIGIT]}}, 200),
+    ("GET", f"{API}/predictions"): ({}, 200),
+    ("GET", f"{API}/predictions/export"): ({}, 200),
+    ("GET", f"{API}/models"): ({}, 200),
+    ("GET", f"{API}/posts/search"): ({"params": {"q": "cats"}}, 200),
+    ("GET", f"{API}/jobs/{{job_id}}"): ({}, 200),
+    # The stream ends at once: its watcher reads committed rows, and this job is uncommitted.
+    ("GET", f"{API}/jobs/{{job_id}}/events"): ({}, 200),
+}
+
+
+def operations() -> set[Operation]:
+    from example_app.main import app
+
+    paths = app.openapi()["paths"]
+    return {(method.upper(), route) for route, methods in paths.items() for method in methods}
+
+
+def ml_operations() -> set[Operation]:
+    return operations() - PUBLIC - OWN_RULES
+
+
+async def call(client: AsyncClient, cast: Cast, operation: Operation, actor: Caller | None) -> Response:
+    method, route = operation
+    ids = {"user_id": cast.owner.id, "post_id": cast.post_id, "job_id": cast.job_id}
+    url = re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), 1)), route)
+    example = ML_EXAMPLES.get(operation, ({}, 0))[0]
+    return await client.request(method, url, headers=actor.headers if actor else {}, **example)
+
+
+@pytest.mark.pattern("AU03")
+def test_the_ml_routes_are_found_and_every_operation_is_classified() -> None:
+    assert not set(ML_EXAMPLES) - ml_operations()  # today's, at least: the enumeration finds them
+    assert not (PUBLIC | OWN_RULES) - operations()  # no stale entries in either list
+
+
+@pytest.mark.pattern("AU02", "AU03")
+async def test_every_operation_but_the_public_ones_refuses_anonymous_and_inactive_callers(
+    client: AsyncClient, cast: Cast
+) -> None:
+    protected = sorted(operations() - PUBLIC)
+    anonymous = {op: await call(client, cast, op, None) for op in protected}
+    assert {op: r.status_code for op, r in anonymous.items()} == dict.fromkeys(protected, 401)
+    assert all(r.headers["www-authenticate"] == "Bearer" for r in anonymous.values())
+    inactive = {op: await call(client, cast, op, cast.inactive) for op in protected}
+    assert {op: r.status_code for op, r in inactive.items()} == dict.fromkeys(protected, 403)
+    assert all(r.json() == {"detail": "This account is inactive"} for r in inactive.values())
+
+
+@pytest.mark.pattern("AU03")
+async def test_every_ml_route_allows_any_active_user(client: AsyncClient, cast: Cast) -> None:
+    """The rules table's last row, on every ML operation: an ordinary user, not a superuser."""
+    answered = {op: (await call(client, cast, op, cast.other)).status_code for op in sorted(ml_operations())}
+    assert not {op: status for op, status in answered.items() if status in (401, 403)}
+    expected = {op: status for op, (_, status) in ML_EXAMPLES.items()}
+    assert {op: answered[op] for op in expected} == expected
