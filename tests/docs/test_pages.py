@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 from devtools.docs_hooks import Guide
 from devtools.docs_source import DOCS, iter_fences
@@ -52,6 +53,14 @@ def test_project_structure_tree_is_the_repository() -> None:
         if p.name != "__init__.py" or p.parent.name == "models"
     ]
     assert sorted(set(app_files) - shown) == []  # every module of the app is in the tree
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    top_level = {line.split("/")[0] for line in tracked.stdout.splitlines()}
+    assert sorted(top_level - shown) == []  # every file and folder at the top of the repository
+    packages = [p.parent for p in (ROOT / "tests").glob("*/__init__.py")]
+    helpers = [p for p in (ROOT / "tests").glob("[!_]*.py") if not p.name.startswith("test_")]
+    tooling = [p for p in (ROOT / "devtools").glob("[!_]*") if p.suffix in {".py", ".md"}]
+    listed = {p.relative_to(ROOT).as_posix() for p in [*packages, *helpers, *tooling]}
+    assert sorted(listed - shown) == []  # every test package and helper, every devtools module
 
 
 def test_the_tree_parser_reads_nesting() -> None:
