@@ -20,8 +20,8 @@ EMBEDDING_DIMENSIONS = 256
 
 class Post(SQLModel, table=True):
     __tablename__ = "posts"
-    # Newest-first listings and keyset pagination read this index (built CONCURRENTLY by a
-    # hand-written migration, as it would be on a live table).
+    # Newest-first listings and keyset pagination read this index. On a table with rows, build it
+    # CONCURRENTLY: a plain CREATE INDEX blocks every write to the table while it runs.
     __table_args__ = (
         Index("ix_posts_created_at_id", "created_at", "id"),
         # Approximate nearest neighbours (ML06). The operator class names the distance the index

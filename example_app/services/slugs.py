@@ -1,10 +1,9 @@
 """URL slugs for posts.
 
-The same rule runs in SQL in the migration that backfilled `posts.slug` (revision "add posts
-slug"); a test checks that both give the same slug for the same title. The rule is ASCII-only
-on purpose: PostgreSQL's `lower()` and Python's `str.lower()` disagree on some non-ASCII letters
-(and `lower()` depends on the database's locale), so anything outside `[A-Za-z0-9]` becomes a
-separator in both.
+The rule is ASCII-only so that SQL can apply it too and give the same slug (to fill the column
+of rows that already exist, say): PostgreSQL's `lower()` and Python's `str.lower()` disagree on
+some non-ASCII letters (and `lower()` depends on the database's locale), so anything outside
+`[A-Za-z0-9]` becomes a separator in both.
 """
 
 import re
