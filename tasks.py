@@ -137,9 +137,9 @@ def _local_secret_key() -> None:
     """SECRET_KEY from the environment or .env if set; else one made once, kept in .secret_key."""
     import secrets
 
-    from example_app.core.config import Settings
+    from example_app.core.config import load_settings
 
-    if Settings().SECRET_KEY is not None:
+    if load_settings().SECRET_KEY is not None:  # a short one stops here, in the app's own words
         return
     if not SECRET_KEY_FILE.exists():
         fd = os.open(SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # yours only

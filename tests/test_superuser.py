@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from example_app.core.config import MIN_SECRET_KEY_LENGTH, NEW_KEY_HINT
 from example_app.core.security import verify_password
 from tests.support import ROOT, sync_url
 
@@ -99,3 +101,64 @@ def test_serve_makes_a_local_key_once_and_git_ignores_it(
     assert os.environ["SECRET_KEY"] == "k" * 40  # a key you set always wins
     ignored = subprocess.run(["git", "check-ignore", "-q", ".secret_key"], cwd=ROOT, check=False)
     assert ignored.returncode == 0  # never committed by accident
+
+
+# `python3 tasks.py serve` as typed, with its database, migrations and servers stood in for:
+# what it decides before they would start. The stand-in server prints the SECRET_KEY it was given.
+SERVE = """
+import contextlib, json, os, pathlib
+import tasks
+
+@contextlib.contextmanager
+def database(announce=True):  # as the real one: DATABASE_URL, else the embedded server's URL
+    os.environ.setdefault("DATABASE_URL", "postgresql+asyncpg://app@localhost/app")
+    yield os.environ["DATABASE_URL"]
+
+tasks._database = database
+tasks._alembic = lambda c, args: None
+tasks._run_until_signalled = lambda cmd, alongside: print(json.dumps(os.environ.get("SECRET_KEY")))
+tasks.SECRET_KEY_FILE = pathlib.Path(".secret_key")
+tasks.Program(namespace=tasks.ns).run(["tasks.py", "serve"])
+"""
+
+
+def serve(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run serve in cwd (no .env there), without DATABASE_URL or SECRET_KEY unless given."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    return subprocess.run(
+        [sys.executable, "-c", SERVE],
+        cwd=cwd,
+        env={**inherited, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.pattern("AU05")
+def test_serve_makes_a_key_only_for_the_embedded_database(tmp_path: Path) -> None:
+    embedded, own = tmp_path / "embedded", tmp_path / "own"
+    embedded.mkdir()
+    own.mkdir()
+    made = serve(embedded)  # no DATABASE_URL: the embedded server
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout) == (embedded / ".secret_key").read_text().strip()
+    assert "made a SECRET_KEY" in made.stderr
+
+    yours = serve(own, DATABASE_URL="postgresql+asyncpg://app@db.example.com/app")
+    assert yours.returncode == 0, yours.stderr
+    assert json.loads(yours.stdout) is None  # a server of your own needs a key of yours (the app says so)
+    assert not (own / ".secret_key").exists()
+
+
+@pytest.mark.pattern("AU05")
+def test_serve_with_a_short_key_stops_in_one_line(tmp_path: Path) -> None:
+    short = "k" * (MIN_SECRET_KEY_LENGTH - 1)
+    refused = serve(tmp_path, SECRET_KEY=short)
+    assert refused.returncode == 1
+    assert refused.stdout == ""  # no server started
+    assert refused.stderr.strip() == (  # the app's own refusal, word for word (tests/test_settings.py)
+        f"Invalid settings: SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} characters "
+        f"({NEW_KEY_HINT})"
+    )
+    assert not (tmp_path / ".secret_key").exists()

@@ -168,13 +168,18 @@ def _one_line(error: ValidationError) -> str:
     return "Invalid settings: " + "; ".join(parts)
 
 
-@lru_cache
-def get_settings() -> Settings:
-    """Load settings once; a bad value stops start-up with one readable line."""
+def load_settings() -> Settings:
+    """Settings from the environment as it is now; a bad value stops with one readable line."""
     try:
-        return Settings()  # values come from the environment
+        return Settings()
     except ValidationError as error:
         raise SystemExit(_one_line(error)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Load settings once (the app's, and its tests'): see load_settings."""
+    return load_settings()
 
 
 def signing_key(settings: Settings) -> str:
