@@ -7,8 +7,9 @@
   one override each (`pre_ping`: an engine that pings at every checkout; `transaction`: reads in
   a transaction; `whole_rows`: every column, the author by a second SELECT; `def_providers`:
   the service providers as plain `def`, which FastAPI runs in its threadpool;
-  `built_per_request`: the statements built on every call; `fair_pool`: SQLAlchemy's own pool
-  queue, where a request arriving as a connection comes back takes it before those waiting);
+  `built_per_request`: the statements built on every call; `orm_objects`: the reads loading
+  table objects through the ORM rather than rows; `fair_pool`: SQLAlchemy's own pool queue,
+  where a request arriving as a connection comes back takes it before those waiting);
 - `raw-asyncpg`, `async-asyncsession`, `def-sync-session`, `async-sync-session`: small apps
   serving the same three reads with the very SQL the app sends (BENCH_SQL, captured by the
   bench), through asyncpg alone, AsyncSession with a text query (Decision 6's variant), and a
@@ -26,7 +27,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException
 
-LEVERS = ("fair_pool", "pre_ping", "transaction", "whole_rows", "def_providers", "built_per_request")
+LEVERS = (
+    "fair_pool",
+    "pre_ping",
+    "transaction",
+    "whole_rows",
+    "def_providers",
+    "built_per_request",
+    "orm_objects",
+)
 SMALL_APPS = ("raw-asyncpg", "async-asyncsession", "def-sync-session", "async-sync-session")
 SLOW_QUERY_SECONDS = 0.02
 Authorization = Annotated[str | None, Header()]
@@ -53,8 +62,8 @@ def create_app() -> FastAPI:
 
 
 def reference_app(restore: Sequence[str]) -> FastAPI:
-    from sqlalchemy import text
-    from sqlalchemy.orm import selectinload
+    from sqlalchemy import Integer, bindparam, text
+    from sqlalchemy.orm import joinedload, selectinload
     from sqlmodel import col, select
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -62,7 +71,7 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
     from example_app.main import app
     from example_app.models import Post, User
     from example_app.services.errors import NotFoundError
-    from example_app.services.post import AUTHOR_NAME, WITHOUT_EMBEDDING, PostService
+    from example_app.services.post import WITHOUT_EMBEDDING, PostService
     from example_app.services.user import UserService
 
     # --8<-- [start:slow_route]
@@ -124,14 +133,40 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
 
         app.dependency_overrides[get_db] = get_db_in_a_transaction
 
+    # What the app read before its reads returned rows: table objects, loaded by the ORM. The
+    # routes' response_model reads either alike, by attribute.
+    author_name = joinedload(Post.author, innerjoin=True).load_only(User.id, User.name, raiseload=True)  # type: ignore[arg-type]
+    post_with_author = (
+        select(Post).where(col(Post.id) == bindparam("post_id")).options(WITHOUT_EMBEDDING, author_name)
+    )
+    page = (
+        select(Post)
+        .options(WITHOUT_EMBEDDING)
+        .order_by(col(Post.created_at).desc(), col(Post.id).desc())
+        .offset(bindparam("skip", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+    class OrmObjects(PostService):
+        """Table objects through the ORM, the statements built once."""
+
+        async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Any:
+            return (await self.db.exec(page, params={"skip": skip, "limit": limit})).all()
+
+        async def get_with_author(self, post_id: int) -> Any:
+            post = (await self.db.exec(post_with_author, params={"post_id": post_id})).first()
+            if post is None:
+                raise NotFoundError("Post", post_id)
+            return post
+
     class WholeRowsPosts(PostService):
         """Every column (the embedding too), and the author by a second SELECT (selectinload)."""
 
-        async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Sequence[Post]:
+        async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Any:
             statement = select(Post).order_by(col(Post.created_at).desc(), col(Post.id).desc())
             return (await self.db.exec(statement.offset(skip).limit(limit))).all()
 
-        async def get_with_author(self, post_id: int) -> Post:
+        async def get_with_author(self, post_id: int) -> Any:
             statement = select(Post).where(Post.id == post_id).options(selectinload(Post.author))  # type: ignore[arg-type]
             post = (await self.db.exec(statement)).first()
             if post is None:
@@ -139,15 +174,15 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
             return post
 
     class BuiltPerRequest(PostService):
-        """The same statements, built on every call instead of once, at import."""
+        """The same table objects, the statements built on every call instead of once, at import."""
 
-        async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Sequence[Post]:
+        async def list_posts(self, *, skip: int, limit: int, author_id: int | None = None) -> Any:
             statement = select(Post).options(WITHOUT_EMBEDDING)
             statement = statement.order_by(col(Post.created_at).desc(), col(Post.id).desc())
             return (await self.db.exec(statement.offset(skip).limit(limit))).all()
 
-        async def get_with_author(self, post_id: int) -> Post:
-            statement = select(Post).where(Post.id == post_id).options(WITHOUT_EMBEDDING, AUTHOR_NAME)
+        async def get_with_author(self, post_id: int) -> Any:
+            statement = select(Post).where(Post.id == post_id).options(WITHOUT_EMBEDDING, author_name)
             post = (await self.db.exec(statement)).first()
             if post is None:
                 raise NotFoundError("Post", post_id)
@@ -165,6 +200,8 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
         posts_class = WholeRowsPosts
     elif "built_per_request" in restore:
         posts_class = BuiltPerRequest
+    elif "orm_objects" in restore:
+        posts_class = OrmObjects
     users_class = WholeRowsUsers if "whole_rows" in restore else UserService
 
     def def_posts(db: SessionDep) -> PostService:  # a plain def: a thread hop per request

@@ -121,7 +121,7 @@ async def test_create_post_gives_it_a_slug_and_loads_its_author_on_request(db_se
     created = await service.create(author, PostCreate(title="Hello, World!", body="b"))
     assert (created.slug, created.author_id) == ("hello-world", author.id)
     post = await service.get_with_author(created.id or 0)
-    assert post.author.email == "author@example.com"  # loaded by the service, not lazily
+    assert (post.author.id, post.author.name) == (author.id, author.name)  # joined in the same read
     with pytest.raises(NotFoundError, match="Post 0 not found"):
         await service.get_with_author(0)
 

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import StringConstraints
+from sqlalchemy.engine import Row
 
 from example_app.api.dependencies import CurrentUser, PostServiceDep, SearchServiceDep, require_active_user
 from example_app.api.errors import responses
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/posts", tags=["posts"])
 
 
 @router.get("", response_model=list[PostResponse], responses=responses(422, 503))
-async def list_posts(service: PostServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[Post]:
+async def list_posts(service: PostServiceDep, skip: Skip = 0, limit: Limit = 20) -> Sequence[Row[Any]]:
     return await service.list_posts(skip=skip, limit=limit)
 
 
@@ -61,7 +62,7 @@ def link_embedding_job(response: Response, service: PostServiceDep) -> None:
 
 
 @router.get("/{post_id}", response_model=PostWithAuthor, responses=responses(404, 422, 503))
-async def get_post(post_id: PostId, service: PostServiceDep) -> Post:
+async def get_post(post_id: PostId, service: PostServiceDep) -> PostWithAuthor:
     return await service.get_with_author(post_id)
 
 

@@ -1,13 +1,15 @@
 """/api/v1/users: thin handlers; the rules live in UserService."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, status
+from sqlalchemy.engine import Row
 
 from example_app.api.dependencies import CurrentUser, PostServiceDep, UserServiceDep
 from example_app.api.errors import responses
 from example_app.api.params import Limit, Skip, UserId
-from example_app.models import Post, User
+from example_app.models import User
 from example_app.schemas.post import PostResponse
 from example_app.schemas.user import UserCreate, UserResponse, UserUpdate
 
@@ -58,5 +60,5 @@ async def delete_user(user_id: UserId, me: CurrentUser, service: UserServiceDep)
 @router.get("/{user_id}/posts", response_model=list[PostResponse], responses=responses(422, 503))
 async def list_user_posts(
     user_id: UserId, service: PostServiceDep, skip: Skip = 0, limit: Limit = 20
-) -> Sequence[Post]:
+) -> Sequence[Row[Any]]:
     return await service.list_posts(skip=skip, limit=limit, author_id=user_id)
