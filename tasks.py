@@ -299,6 +299,7 @@ BENCHMARKS = {
     "hot-path": "bench.hot_path",
     "scale-out": "bench.scale_out",  # 1 and 2 workers, direct and through PgBouncer (issue 14)
     "soak": "bench.soak",  # HD06: 60 s, 64 connections, mixed reads and writes; what is left after
+    "log-reading": "bench.log_reading",  # ML05, ML08: keyset vs OFFSET; export streamed vs built whole
 }
 
 
