@@ -227,6 +227,17 @@ def hot_path(data: Mapping[str, Any]) -> str:
                         if (unfair := data.get("loaded_unfair"))
                         else []
                     ),
+                    *(
+                        [
+                            Bar(
+                                f"... paced ({data['pace_ms']} ms pauses)",
+                                paced["p99_ms"],
+                                _ms(paced["p99_ms"]),
+                            )
+                        ]
+                        if (paced := data.get("loaded_paced"))
+                        else []
+                    ),
                     Bar("alone", data["idle"]["p99_ms"], _ms(data["idle"]["p99_ms"])),
                 ),
                 goal=p99,

@@ -49,6 +49,10 @@ def test_the_benchmark_serves_the_app_beside_the_same_sql(
     assert loaded is not None
     assert idle is not None
     assert (loaded.requests > 0, loaded.errors, results.slow_errors, idle.requests > 0) == (True, 0, 0, True)
+    paced = results.loaded_paced  # the same connections, pausing between requests
+    assert paced is not None
+    assert (paced.requests > 0, paced.errors) == (True, 0)
+    assert 0 < results.paced_per_s < results.slow_per_s
     assert all(us > 0 for ways in results.serialization_us.values() for us in ways.values())
     table = hot_path.report(results)
     assert "Goal (GET by id at least 0.5x raw asyncpg)" in table
@@ -65,8 +69,8 @@ def test_the_chart_is_valid_svg_drawn_from_the_recorded_run() -> None:
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
     bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
     # The ladder and raw asyncpg, the three routes' ratios, the cheap request loaded (with each
-    # pool queue) and alone.
-    assert len(bars) == len(recorded["ladder"]) + 1 + 3 + 3
+    # pool queue, and paced) and alone.
+    assert len(bars) == len(recorded["ladder"]) + 1 + 3 + 4
     for m in recorded["measures"]:
         if m["route"] == "by-id" and m["variant"] in (*recorded["ladder"], "raw"):
             assert f"{m['requests_per_s']:,.0f} req/s" in texts
