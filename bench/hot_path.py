@@ -48,7 +48,8 @@ import httpx
 
 from bench.decision6 import parse_wrk
 from bench.hot_path_apps import LEVERS, RELEASE
-from devtools.postgres_provider import free_port, provide
+from bench.servers import Uvicorn
+from devtools.postgres_provider import provide
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -294,69 +295,27 @@ async def capture_sql(database_url: str) -> dict[str, dict[str, Any]]:
 # --- the servers ----------------------------------------------------------------------------------
 
 
-class Server:
+class Server(Uvicorn):
     """One variant under uvicorn; started early, so that all of them boot side by side."""
 
     def __init__(self, variant: Variant, env: dict[str, str], logs: Path) -> None:
         self.variant = variant
-        self.base = f"http://127.0.0.1:{free_port()}"
-        self.log = logs / f"{variant.key}.log"
-        cmd = [sys.executable, "-m", "uvicorn", "bench.hot_path_apps:create_app", "--factory"]
-        cmd += ["--port", self.base.rsplit(":", 1)[1], "--workers", "1", "--log-level", "warning"]
-        cmd += list(variant.uvicorn)
-        with self.log.open("w") as log:  # the access log, if on, is written and thrown away
-            self.process = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env={**os.environ, **env, **variant.env},
-                stdout=subprocess.DEVNULL if "--no-access-log" not in variant.uvicorn else log,
-                stderr=log,
-            )
+        super().__init__(
+            "bench.hot_path_apps:create_app --factory",
+            {**env, **variant.env},
+            args=variant.uvicorn,
+            log=logs / f"{variant.key}.log",
+            output_to_log="--no-access-log" in variant.uvicorn,  # an access log is thrown away
+        )
 
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline, answer = time.monotonic() + timeout, "no answer"
-        while True:
-            try:
-                response = httpx.get(f"{self.base}{PREFIX}/posts/1", timeout=5)
-                if response.status_code == 200:
-                    return
-                answer = f"{response.status_code} {response.text[:300]}"
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-                raise SystemExit(f"bench: the {self.variant.key!r} server did not start ({answer})\n{tail}")
-            time.sleep(0.2)
-
-    def cpu_seconds(self) -> float:
-        import psutil  # type: ignore[import-untyped]
-
-        used = psutil.Process(self.process.pid).cpu_times()
-        return float(used.user + used.system)
-
-    def settle(self, timeout: float = 20) -> None:
-        """Wait until the server is idle: wrk exits with requests in flight, which still run."""
-        deadline, last = time.monotonic() + timeout, self.cpu_seconds()
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            now = self.cpu_seconds()
-            if now - last < 0.2 * 0.05:  # under 5 % of a core
-                return
-            last = now
+    def wait_ready(self, path: str = f"{PREFIX}/posts/1", what: str = "", timeout: float = 180) -> None:
+        super().wait_ready(path, what or f"the {self.variant.key!r} server", timeout)
 
     def release(self) -> None:
         """Close the server's idle connections (its turn is over; the others need theirs)."""
         response = httpx.post(f"{self.base}{RELEASE}", timeout=30)
         if response.status_code != 200:
             raise SystemExit(f"bench: {self.variant.key} could not release its connections: {response.text}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def lua_script(route: Route, tokens: Sequence[tuple[int, str]], pause_ms: int = 0) -> str:

@@ -36,8 +36,8 @@ import httpx
 import psycopg
 
 from bench.ml_serving import WrkRun, parse_wrk
+from bench.servers import Uvicorn
 from bench.vector_search import conninfo, migrate
-from devtools.postgres_provider import free_port
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -125,40 +125,15 @@ def create_app() -> "FastAPI":
     return app
 
 
-class Server:
+class Server(Uvicorn):
     """`bench.log_reading:create_app` under uvicorn, in a process of its own."""
 
     def __init__(self, database_url: str, secret_key: str) -> None:
-        self.base = f"http://127.0.0.1:{free_port()}"
-        env = {**os.environ, **TIMEOUTS, "DATABASE_URL": database_url, "SECRET_KEY": secret_key}
-        cmd = [sys.executable, "-m", "uvicorn", "bench.log_reading:create_app", "--factory"]
-        cmd += ["--port", self.base.rsplit(":", 1)[1], "--log-level", "warning", "--no-access-log"]
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        env = {**TIMEOUTS, "DATABASE_URL": database_url, "SECRET_KEY": secret_key}
+        super().__init__("bench.log_reading:create_app --factory", env)
 
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.base}{PREFIX}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("bench: the app did not start")
-            time.sleep(0.1)
-
-    def rss(self) -> int:
-        import psutil  # type: ignore[import-untyped]
-
-        return int(psutil.Process(self.process.pid).memory_info().rss)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def wait_ready(self, path: str = f"{PREFIX}/health", what: str = "the app", timeout: float = 120) -> None:
+        super().wait_ready(path, what, timeout)
 
 
 def signed_in(base: str) -> dict[str, str]:
@@ -270,7 +245,7 @@ class RssSampler(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
 
         while True:
             try:

@@ -44,7 +44,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from devtools.postgres_provider import free_port, provide
+from bench.servers import Uvicorn
+from devtools.postgres_provider import provide
 from example_app.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,66 +248,23 @@ def _output(process: subprocess.Popen[str]) -> str:
 # --- the servers --------------------------------------------------------------------------------
 
 
-class Server:
+class Server(Uvicorn):
     """One variant under uvicorn; started early, so that the variants boot side by side."""
 
     def __init__(self, variant: Variant, database_url: str, secret_key: str) -> None:
         self.variant = variant
-        self.base = f"http://127.0.0.1:{free_port()}"
         env = {
-            **os.environ,
             **variant.env,
             "DATABASE_URL": database_url,
             "SECRET_KEY": secret_key,  # the app signs its access tokens with it
         }
-        cmd = [sys.executable, "-m", "uvicorn", "bench.ml_serving_apps:create_app", "--factory"]
-        cmd += ["--port", self.base.rsplit(":", 1)[1], "--workers", "1"]
-        cmd += ["--log-level", "warning", "--no-access-log"]
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        super().__init__("bench.ml_serving_apps:create_app --factory", env)
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.base}{HEALTH}", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bench: the {self.variant.name!r} app did not start")
-            time.sleep(0.1)
+    def wait_ready(self, path: str = HEALTH, what: str = "", timeout: float = 90) -> None:
+        super().wait_ready(path, what or f"the {self.variant.name!r} app", timeout)
 
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by the server: its threads, and its process pool's workers."""
-        import psutil  # type: ignore[import-untyped]
-
-        root = psutil.Process(self.process.pid)
-        total = 0.0
-        for process in [root, *root.children(recursive=True)]:
-            try:
-                used = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += used.user + used.system
-        return total
-
-    def settle(self, timeout: float = 30) -> None:
-        """Wait until the server is idle: wrk exits with requests in flight, which still run."""
-        deadline, last = time.monotonic() + timeout, self.cpu_seconds()
-        while time.monotonic() < deadline:
-            time.sleep(0.25)
-            now = self.cpu_seconds()
-            if now - last < 0.25 * 0.05:  # under 5 % of a core
-                return
-            last = now
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def settle(self, timeout: float = 30, every: float = 0.25) -> None:
+        super().settle(timeout, every)
 
 
 def authenticate(base: str, row: list[float]) -> dict[str, str]:

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,12 +25,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
-
 from bench.decision6 import parse_wrk
 from bench.hot_path import POSTS, USERS, seed, wrk
+from bench.servers import Uvicorn
 from devtools.pgbouncer import pgbouncer
-from devtools.postgres_provider import free_port, provide
+from devtools.postgres_provider import provide
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "bench" / "results" / "scale_out.txt"
@@ -117,38 +115,18 @@ def owned_posts() -> list[tuple[int, int]]:
     return [(u, u - 1 if u > 1 else USERS) for u in range(1, CLIENTS + 1)]
 
 
-class Server:
+class Server(Uvicorn):
     """example_app.main:app under uvicorn with `workers` processes (what `serve --workers` runs)."""
 
     def __init__(self, config: Config, database_url: str, log: Path) -> None:
-        self.base = f"http://127.0.0.1:{free_port()}"
-        cmd = [sys.executable, "-m", "uvicorn", "example_app.main:app", "--port", self.base.rsplit(":", 1)[1]]
-        cmd += ["--workers", str(config.workers), "--log-level", "warning", "--no-access-log"]
-        env = {**os.environ, "DATABASE_URL": database_url, "WEB_CONCURRENCY": str(config.workers)}
+        env = {"DATABASE_URL": database_url, "WEB_CONCURRENCY": str(config.workers)}
         if config.pooled:
             env["DB_BEHIND_POOLER"] = "true"
-        self.log = log
-        with log.open("w") as out:
-            self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{self.base}{PREFIX}/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"bench: {config.label} did not start: {log.read_text()[-1500:]}")
-            time.sleep(0.2)
+        super().__init__("example_app.main:app", env, workers=config.workers, log=log)
+        self.wait_ready(f"{PREFIX}/health/ready", config.label, timeout=180)
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def stop(self, timeout: float = 40) -> None:
+        super().stop(timeout)
 
 
 def run(seconds: int = 8, connections: int = 32, rounds: int = 2, warmup: int = 2) -> Results:
