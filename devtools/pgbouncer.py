@@ -47,6 +47,8 @@ pool_mode = transaction
 default_pool_size = {pool_size}
 max_db_connections = {pool_size}
 max_client_conn = 2000
+; May read its console (SHOW POOLS, SHOW SERVERS): the tests count server connections there.
+stats_users = {server.username}
 ; asyncpg sends these at connect; PgBouncer cannot keep per-client settings on shared server
 ; connections, so it drops them (statement_timeout: set it on the role or database instead).
 ignore_startup_parameters = extra_float_digits, statement_timeout

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -40,26 +40,26 @@ def direct_and_pooled(new_database: NewDatabase) -> Iterator[tuple[str, str]]:
         yield url, pooled
 
 
-WATCHER = "pgbouncer-test-watcher"
+def server_connections(pooled: str) -> int:
+    """The server connections PgBouncer holds to the database, from its console (SHOW SERVERS).
 
-
-def server_connections(direct: str, since: datetime | None = None) -> tuple[int, datetime]:
-    """The database's server connections opened since `since`, other than the watcher's:
-    PgBouncer's; and the server's clock now.
-
-    Left out: the watcher's own connections, by name (the one before this, closed a moment ago,
-    may still be listed while its backend exits: it was counted once in CI, 21 of 20), and any
-    opened before the load began (the migration's, exiting likewise).
+    Its own count, rather than pg_stat_activity's: there a backend that has just ended can stay
+    listed while it exits (CI's first run counted 21 of 20 once).
     """
-    with psycopg.connect(conninfo(direct), application_name=WATCHER) as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE datname = current_database()"
-            " AND application_name IS DISTINCT FROM %s AND backend_start >= %s), clock_timestamp()"
-            " FROM pg_stat_activity",
-            (WATCHER, since or datetime.max.replace(tzinfo=UTC)),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), row[1]
+    url = make_url(pooled)
+    with psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password or "",
+        dbname="pgbouncer",  # the console: simple queries only, hence ClientCursor
+        autocommit=True,
+        cursor_factory=psycopg.ClientCursor,
+    ) as conn:
+        cursor = conn.execute("SHOW SERVERS")
+        columns = [c.name for c in cursor.description or ()]
+        rows = cursor.fetchall()
+    return sum(1 for row in rows if row[columns.index("database")] == url.database)
 
 
 async def client_work(engine: Any, n: int) -> None:
@@ -90,18 +90,16 @@ async def test_without_the_settings_asyncpg_fails_behind_pgbouncer(
 # --8<-- [start:five_hundred]
 @pytest.mark.pattern("DP02")
 async def test_500_clients_through_20_server_connections(direct_and_pooled: tuple[str, str]) -> None:
-    direct, pooled = direct_and_pooled
+    _, pooled = direct_and_pooled
     engine = create_async_engine(pooled, pool_size=CLIENTS, max_overflow=0, pool_timeout=60)
     behind_pooler(engine)  # what DB_BEHIND_POOLER=true does to the app's engine
     peak = 0
     stop = asyncio.Event()
-    _, load_began = server_connections(direct)
 
     async def watch() -> None:
         nonlocal peak
         while not stop.is_set():
-            count, _ = await asyncio.to_thread(server_connections, direct, load_began)
-            peak = max(peak, count)
+            peak = max(peak, await asyncio.to_thread(server_connections, pooled))
             await asyncio.sleep(0.1)
 
     watcher = asyncio.create_task(watch())
