@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -30,15 +31,18 @@ from typing import Any
 from devtools.privileges import (
     SERVER_USER,
     as_server_user,
+    is_cached_copy,
     is_root,
     pg_ctl_as_server_user,
     prepare_dir,
+    readable_copy,
     server_dir,
 )
 
 DEFAULT_IMAGE = "pgvector/pgvector:pg16"
 PROVIDERS = ("url", "testcontainers", "local")
 DOCKER_PROBE_TIMEOUT = 2.0
+WHEEL = "pgserver wheel"
 
 FIX_HINT = (
     "set {env_var} to a PostgreSQL URL, start a Docker engine that has the image {image} "
@@ -189,7 +193,7 @@ def _candidate_pg_ctls() -> list[tuple[str, Path]]:
         found.append(("system PostgreSQL", Path(which)))
     spec = importlib.util.find_spec("pgserver")
     if spec and spec.origin:
-        found.append(("pgserver wheel", Path(spec.origin).parent / "pginstall" / "bin" / "pg_ctl"))
+        found.append((WHEEL, Path(spec.origin).parent / "pginstall" / "bin" / "pg_ctl"))
     # The app needs pgvector (CREATE EXTENSION vector): binaries that have it come first, so
     # the pgserver wheel's PostgreSQL 16 wins over a system PostgreSQL without it. PG_CTL, a
     # deliberate choice, stays first whatever it has.
@@ -244,28 +248,58 @@ def _cluster_version(datadir: Path) -> str | None:
 
 
 def _usable(pg_ctl: Path) -> str | None:
-    """None when this pg_ctl runs (as the server user when root: devtools/privileges.py), else why not."""
+    """None when this pg_ctl runs (as the server user when root: devtools/privileges.py), else why not.
+
+    pg_ctl --version answers even where the server user cannot reach the installation (it only
+    warns "invalid binary ... Permission denied"), so initdb, which pg_ctl runs, is tried as well.
+    """
     if not pg_ctl.is_file():
         return f"{pg_ctl} does not exist"
-    try:
-        result = subprocess.run(
-            [*as_server_user(), str(pg_ctl), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except OSError as exc:
-        return f"{pg_ctl} cannot run: {exc}"
-    if result.returncode != 0:
-        who = f" as {SERVER_USER}" if is_root() else ""
-        return f"{pg_ctl} cannot run{who}: {result.stderr.strip()[:120]}"
+    who = f" as {SERVER_USER}" if is_root() else ""
+    for program in (pg_ctl, pg_ctl.resolve().with_name("initdb")):
+        try:
+            result = subprocess.run(
+                [*as_server_user(), str(program), "--version"], capture_output=True, text=True, timeout=10
+            )
+        except OSError as exc:
+            return f"{program} cannot run: {exc}"
+        unreachable = "invalid binary" in result.stderr or "Permission denied" in result.stderr
+        if result.returncode != 0 or unreachable:
+            said = " ".join(result.stderr.split())[:160] or f"exit status {result.returncode}"
+            return f"{program} cannot run{who}: {said}"
     return None
+
+
+def _wheel_copy(pg_ctl: Path) -> Path:
+    """The pgserver wheel's pg_ctl in a copy of its installation that the server user can run.
+
+    PostgreSQL finds its lib/ and share/ relative to the running binary, and the binaries find the
+    wheel's own libraries (libpq) in site-packages/pgserver.libs (their RPATH), so the copy keeps
+    both trees where they are relative to each other.
+    """
+    site_packages = pg_ctl.parents[3]  # <site-packages>/pgserver/pginstall/bin/pg_ctl
+    parts = tuple(p for p in ("pgserver/pginstall", "pgserver.libs") if (site_packages / p).is_dir())
+    try:
+        version = importlib.metadata.version("pgserver")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    copy = readable_copy(site_packages, parts, f"pginstall-{version}")
+    return copy / pg_ctl.relative_to(site_packages)
 
 
 def find_pg_ctl() -> tuple[str, Path]:
     reasons = []
     for origin, pg_ctl in _candidate_pg_ctls():
         reason = _usable(pg_ctl)
+        if reason and origin == WHEEL and is_root() and pg_ctl.is_file():
+            # A clone root keeps in a private directory: the server user cannot reach the wheel
+            # there, so its binaries run from a copy that user can read (see readable_copy).
+            try:
+                pg_ctl = _wheel_copy(pg_ctl)
+            except OSError as exc:
+                reason += f"; a copy it can reach could not be made: {exc}"
+            else:
+                reason = _usable(pg_ctl)
         if reason is None:
             return origin, pg_ctl
         reasons.append(reason)
@@ -307,6 +341,7 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
     executable = pg_ctl_as_server_user(run_dir, pg_ctl)
     port = free_port()
     datadir, note = data_dir(run_dir, major_version(pg_ctl)) if keep else (run_dir / "data", "")
+    copied = f" (a copy: {SERVER_USER} cannot reach the {origin}'s own)" if is_cached_copy(pg_ctl) else ""
 
     class Executor(PostgreSQLExecutor):
         def init_directory(self) -> None:
@@ -341,7 +376,7 @@ def local_server(origin: str, pg_ctl: Path, data_home: Path | None, dbname: str)
             url=_asyncpg_url("postgres", None, "127.0.0.1", port, dbname),
             provider="local",
             description=f"local binaries ({origin}, {'with' if has_pgvector(pg_ctl) else 'WITHOUT'} "
-            f"pgvector): PostgreSQL {executor.version} from {pg_ctl.parent}, data in {datadir}, "
+            f"pgvector): PostgreSQL {executor.version} from {pg_ctl.parent}{copied}, data in {datadir}, "
             f"on 127.0.0.1:{port}{note}",
         )
     finally:

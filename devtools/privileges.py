@@ -11,10 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 SERVER_USER = "fmlg-postgres"
+# Copies of trees the server user cannot reach (readable_copy). Under /var/cache, not /var/tmp:
+# only root can create entries there, so nobody else can plant binaries for root to run.
+CACHE_HOME = Path("/var/cache/fastapi-ml-guide")
 
 
 def is_root() -> bool:
@@ -82,3 +88,51 @@ def server_dir(data_home: Path) -> Path:
         return data_home
     digest = hashlib.sha256(str(data_home).encode()).hexdigest()[:10]
     return Path("/var/tmp") / f"fastapi-ml-guide-{digest}"
+
+
+def tree_digest(base: Path, parts: tuple[str, ...]) -> str:
+    """A short hash of the names and contents of the files under `base/part` (35 MB: about 0.1 s)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for part in parts for p in (base / part).rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            digest.update(f"{path.relative_to(base)}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def is_cached_copy(path: Path) -> bool:
+    return CACHE_HOME in path.parents
+
+
+def readable_copy(base: Path, parts: tuple[str, ...], prefix: str) -> Path:
+    """A directory holding `base/part` as `part` for each part, root's and readable by everyone.
+
+    For a clone the server user cannot enter (a mode-700 directory, /root): the binaries run from
+    the copy, CACHE_HOME/<prefix>-<tree_digest>, made once (the same files in another clone reuse
+    it). It is made in a temporary directory beside it and then renamed, so an interrupted copy
+    is never taken for the cache.
+    """
+    target = CACHE_HOME / f"{prefix}-{tree_digest(base, parts)}"
+    if target.is_dir():
+        return target
+    CACHE_HOME.mkdir(parents=True, exist_ok=True)
+    CACHE_HOME.chmod(0o755)  # whatever root's umask: the server user must pass through
+    for stale in CACHE_HOME.glob(f".{target.name}-*"):  # left by a crash an hour or more ago
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=CACHE_HOME))
+    try:
+        for part in parts:
+            shutil.copytree(base / part, temp / part, symlinks=True)
+        for path in [temp, *temp.rglob("*")]:  # the clone's umask may have made them private
+            if not path.is_symlink():
+                executable = path.is_dir() or path.stat().st_mode & 0o100
+                path.chmod(0o755 if executable else 0o644)
+        try:
+            temp.rename(target)
+        except OSError:
+            if not target.is_dir():  # else another run made the same copy first
+                raise
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return target
