@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devtools import postgres_provider as pp
+from devtools import privileges
 
 
 @pytest.fixture
@@ -250,3 +255,152 @@ def test_a_cluster_of_another_major_version_is_left_alone_and_said_so(tmp_path: 
     assert pp.data_dir(tmp_path, "15") == (tmp_path / "data", "")  # its own binaries use it
     (tmp_path / "other").mkdir()
     assert pp.data_dir(tmp_path / "other", "16") == (tmp_path / "other" / "data", "")  # a new one
+
+
+# --- a clone in a private directory, as root (TT03, issue 18) -------------------------------------
+
+as_root = pytest.mark.skipif(
+    not privileges.is_root(), reason="as root only: otherwise the server runs as the user who owns the clone"
+)
+
+
+def _private_site_packages(private: Path) -> Path:
+    """The pgserver wheel as pip installs it (package, its libraries, its metadata), under `private`."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    assert spec is not None
+    assert spec.origin is not None
+    installed = Path(spec.origin).parents[1]
+    site = private / "site-packages"
+    for name in ("pgserver", "pgserver.libs", *(p.name for p in installed.glob("pgserver-*.dist-info"))):
+        shutil.copytree(installed / name, site / name, symlinks=True)
+    return site
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A mode-700 directory of root's, like /root or `mkdir -m 700`: the server user cannot enter it."""
+    path = Path(tempfile.mkdtemp(prefix="fmlg-private-"))
+    path.chmod(0o700)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.pattern("TT03")
+@pytest.mark.usefixtures("clean_env")
+@as_root
+def test_wheel_binaries_out_of_the_server_users_reach_run_from_a_readable_copy(
+    monkeypatch: pytest.MonkeyPatch, private_dir: Path
+) -> None:
+    pg_ctl = _private_site_packages(private_dir) / "pgserver" / "pginstall" / "bin" / "pg_ctl"
+    reason = pp._usable(pg_ctl)  # pg_ctl --version alone answers there; initdb cannot load libpq
+    assert reason is not None
+    assert reason.startswith(f"{pg_ctl} cannot run as {privileges.SERVER_USER}: invalid binary")
+    assert "\n" not in reason
+
+    monkeypatch.setattr(pp, "_candidate_pg_ctls", lambda: [(pp.WHEEL, pg_ctl)])
+    origin, copy = pp.find_pg_ctl()
+    assert origin == pp.WHEEL
+    assert privileges.is_cached_copy(copy)
+    assert pp._usable(copy) is None
+    assert pp.has_pgvector(copy)  # share/ found relative to the copied binaries
+    assert pp.find_pg_ctl() == (origin, copy)  # made once: the same files reuse it
+
+    monkeypatch.setattr(pp, "_candidate_pg_ctls", lambda: [("PG_CTL", pg_ctl)])
+    with pytest.raises(LookupError) as info:  # only the wheel's tree is known to copy whole
+        pp.find_pg_ctl()
+    assert str(info.value) == reason
+
+
+@pytest.mark.pattern("TT03")
+def test_a_readable_copy_is_made_whole_or_not_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    monkeypatch.setattr(privileges, "CACHE_HOME", tmp_path / "cache")
+    base = tmp_path / "clone"
+    (base / "bin").mkdir(parents=True, mode=0o700)
+    (base / "bin" / "tool").write_text("#!/bin/sh\n")
+    (base / "bin" / "tool").chmod(0o700)
+    (base / "libs").mkdir(mode=0o700)
+    (base / "libs" / "lib.so").write_text("lib")
+    (base / "libs" / "lib.so").chmod(0o600)
+    parts = ("bin", "libs")
+
+    copytree = shutil.copytree
+
+    def crash(src: Path, dst: Path, **options: Any) -> object:
+        if Path(src).name == "libs":
+            raise OSError("disk full")
+        return copytree(src, dst, **options)
+
+    monkeypatch.setattr(shutil, "copytree", crash)
+    with pytest.raises(OSError, match="disk full"):
+        privileges.readable_copy(base, parts, "tree")
+    assert list((tmp_path / "cache").iterdir()) == []  # no half copy, no temp dir left
+
+    stale = tmp_path / "cache" / f".tree-{privileges.tree_digest(base, parts)}-x"
+    stale.mkdir()
+    os.utime(stale, (0, 0))  # a crashed run's temp dir, long ago
+    monkeypatch.setattr(shutil, "copytree", copytree)
+    copy = privileges.readable_copy(base, parts, "tree")
+    assert list((tmp_path / "cache").iterdir()) == [copy]
+    assert (copy / "libs" / "lib.so").read_text() == "lib"
+    modes = {p.relative_to(copy).as_posix(): p.stat().st_mode & 0o777 for p in [copy, *copy.rglob("*")]}
+    assert modes == {".": 0o755, "bin": 0o755, "bin/tool": 0o755, "libs": 0o755, "libs/lib.so": 0o644}
+
+    monkeypatch.setattr(shutil, "copytree", crash)  # a second call copies nothing
+    assert privileges.readable_copy(base, parts, "tree") == copy
+
+
+# What `tasks.py serve` does in a fresh clone, run by the clone's own devtools with the wheel in
+# the clone's private directory (a copy of this venv's: a new venv would take a minute).
+SERVE_IN_CLONE = """
+import importlib.util, sys
+from pathlib import Path
+import psycopg
+from sqlalchemy.engine import make_url
+import devtools
+from devtools.postgres_provider import provide
+
+clone, site = Path.cwd(), Path(sys.argv[1])
+assert Path(devtools.__file__).is_relative_to(clone), devtools.__file__
+assert Path(importlib.util.find_spec("pgserver").origin).is_relative_to(site)
+with provide("DATABASE_URL", data_home=clone / ".pgdata", dbname="app") as server:
+    conninfo = make_url(server.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        conn.execute("CREATE EXTENSION vector")
+        assert conn.execute("SELECT '[1,2]'::vector").fetchone() == ("[1,2]",)
+    print(server.description)
+"""
+
+
+@pytest.mark.pattern("TT03")
+@as_root
+def test_a_fresh_clone_in_a_private_directory_serves_with_pgvector(private_dir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    clone = private_dir / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=60)
+    site = _private_site_packages(clone / "venv")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PG_CTL", "POSTGRES_PROVIDER")}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", SERVE_IN_CLONE, str(site)],
+            cwd=clone,
+            env={**env, "PYTHONPATH": f"{site}{os.pathsep}{clone}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:  # the server's files are outside the clone, where its user can reach them
+        shutil.rmtree(privileges.server_dir(clone / ".pgdata"), ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "local binaries (pgserver wheel, with pgvector): PostgreSQL 16" in result.stdout
+    assert f"from {privileges.CACHE_HOME}/pginstall-" in result.stdout
+    assert f"(a copy: {privileges.SERVER_USER} cannot reach the pgserver wheel's own)" in result.stdout
