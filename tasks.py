@@ -440,13 +440,17 @@ def create_superuser(c: Context, email: str, name: str = "Administrator") -> Non
 async def _create_superuser(email: str, name: str) -> None:
     from pydantic import ValidationError
 
-    from example_app.core.database import SessionLocal, engine
+    from example_app.core.config import get_settings
+    from example_app.core.database import create_engine, create_sessionmaker
+    from example_app.core.security import Passwords
     from example_app.schemas.user import UserCreate
     from example_app.services.user import UserService
 
+    settings = get_settings()
+    engine = create_engine(settings)
     try:
-        async with SessionLocal() as session:
-            service = UserService(session)
+        async with create_sessionmaker(engine)() as session:
+            service = UserService(session, Passwords.from_settings(settings))
             if (user := await service.get_by_email(email)) is not None:
                 user.is_superuser = user.is_active = True
                 await session.commit()

@@ -1,7 +1,9 @@
-"""Test fixtures: a real PostgreSQL, migrated once, and one rolled-back transaction per test.
+"""Test fixtures: a real PostgreSQL, migrated once, one app, one rolled-back transaction per test.
 
-The server is chosen before collection (the app's settings read DATABASE_URL at import), by
-`devtools.postgres_provider`: TEST_DATABASE_URL, else testcontainers, else local binaries.
+The server is chosen before collection by `devtools.postgres_provider`: TEST_DATABASE_URL, else
+testcontainers, else local binaries. The app is made once per run by its factory from the
+tests' settings, its lifespan run once (models loaded, engine opened); a test that needs other
+settings makes an app of its own (`make_app`), in the same process.
 """
 
 from __future__ import annotations
@@ -15,21 +17,27 @@ from typing import Any
 import pytest
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from fastapi import FastAPI
+from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
 from devtools.postgres_provider import PostgresServer, ProviderError, provide
+from example_app.core.config import Settings, load_settings
+from example_app.core.security import Passwords
 from tests.support import (
-    NO_SECRETS,
+    CHEAP_HASHING,
     PASSWORD,
+    AppFactory,
     Caller,
     CallerFactory,
+    ClientFactory,
     NewDatabase,
     alembic_config,
     bearer,
+    http_client,
     scratch_databases,
 )
 
@@ -45,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _server = _servers.enter_context(provide("TEST_DATABASE_URL"))
     except ProviderError as exc:
         raise pytest.UsageError(str(exc)) from None
-    # The app under test reads its settings from the environment when it is imported.
+    # The environment of `example_app.main:app`, and of the servers some tests start.
     os.environ["DATABASE_URL"] = _server.url
     os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)  # the suite's own, new every run
 
@@ -108,28 +116,72 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 # --8<-- [end:db_session]
 
 
+# --8<-- [start:app]
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    """The tests' settings: the environment's, with Argon2 at its cheapest (a test account needs
+    no protection; tests/test_served_auth.py measures the real cost)."""
+    return load_settings(DATABASE_URL=database_url, **CHEAP_HASHING)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, migrated: Config) -> AsyncIterator[FastAPI]:
+    """The app, made once from the tests' settings, its lifespan run once for the whole run."""
+    from example_app.main import create_app
+
+    app = create_app(settings)
+    async with LifespanManager(app):
+        yield app
+
+
+@pytest.fixture
+async def make_app(settings: Settings, migrated: Config) -> AsyncIterator[AppFactory]:
+    """Another app in this process, from the tests' settings with some changed: its own engine,
+    pool, limits and models, its lifespan run; all are shut down after the test."""
+    from example_app.main import create_app
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**changes: Any) -> FastAPI:
+            app = create_app(settings.model_copy(update=changes))
+            await stack.enter_async_context(LifespanManager(app))
+            return app
+
+        yield make
+
+
+# --8<-- [end:app]
+
+
 # --8<-- [start:client]
 @pytest.fixture
-async def client(db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
-    """An HTTP client on the app, with its lifespan run and get_db bound to the test session."""
-    from example_app.api.dependencies import get_db, get_login_limiter
-    from example_app.main import app
+async def make_client(db_session: AsyncSession) -> AsyncIterator[ClientFactory]:
+    """HTTP clients on apps of this process, with get_db bound to the test session."""
+    from example_app.api.dependencies import get_db
 
     async def get_test_db() -> AsyncIterator[AsyncSession]:
         yield db_session
 
-    app.dependency_overrides[get_db] = get_test_db
-    get_login_limiter.cache_clear()  # each test starts with no login attempts counted
-    try:
-        async with (
-            LifespanManager(app) as manager,
-            AsyncClient(
-                transport=ASGITransport(app=manager.app), base_url="http://test", event_hooks=NO_SECRETS
-            ) as http,
-        ):
-            yield http
-    finally:
-        app.dependency_overrides.clear()
+    apps: list[FastAPI] = []
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(app: FastAPI) -> AsyncClient:
+            app.dependency_overrides[get_db] = get_test_db
+            apps.append(app)
+            await app.state.resources.login_limiter.reset()  # no login attempts counted yet
+            return await stack.enter_async_context(http_client(app))
+
+        try:
+            yield make
+        finally:
+            for app in apps:
+                app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def client(app: FastAPI, make_client: ClientFactory) -> AsyncClient:
+    """An HTTP client on the app, with get_db bound to the test session."""
+    return await make_client(app)
 
 
 # --8<-- [end:client]
@@ -153,23 +205,15 @@ def scratch_url(new_database: NewDatabase) -> str:
 
 
 @pytest.fixture
-async def live_client(engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
+async def live_client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
     """The app exactly as deployed: its own engine and pool, real commits, no overrides.
 
     What it writes is committed, so the tables are emptied afterwards.
     """
-    from example_app.api.dependencies import get_login_limiter
-    from example_app.main import app
-
     assert not app.dependency_overrides
-    get_login_limiter.cache_clear()
+    await app.state.resources.login_limiter.reset()
     try:
-        async with (
-            LifespanManager(app) as manager,
-            AsyncClient(
-                transport=ASGITransport(app=manager.app), base_url="http://live", event_hooks=NO_SECRETS
-            ) as http,
-        ):
+        async with http_client(app, "http://live") as http:
             yield http
     finally:
         async with engine.begin() as conn:
@@ -177,15 +221,21 @@ async def live_client(engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def password_hash() -> str:
-    """PASSWORD, hashed once per run: Argon2 is slow on purpose, and callers are many."""
-    from example_app.core.security import hash_password
+async def passwords(settings: Settings) -> Passwords:
+    """Hashing as the app's services get it, at the tests' (cheap) cost."""
+    return Passwords.from_settings(settings)
 
-    return hash_password(PASSWORD)
+
+@pytest.fixture(scope="session")
+def password_hash(settings: Settings) -> str:
+    """PASSWORD, hashed once per run with the tests' (cheap) Argon2 parameters."""
+    from example_app.core.security import password_hasher
+
+    return password_hasher(settings).hash(PASSWORD)
 
 
 @pytest.fixture
-def make_caller(db_session: AsyncSession, password_hash: str) -> CallerFactory:
+def make_caller(db_session: AsyncSession, password_hash: str, settings: Settings) -> CallerFactory:
     """A user in the test's transaction, and the headers of a token for it (minted directly:
     the login itself is tested in tests/api/test_auth.py). Its password is PASSWORD."""
     from example_app.core.security import create_access_token
@@ -202,7 +252,7 @@ def make_caller(db_session: AsyncSession, password_hash: str) -> CallerFactory:
         await db_session.commit()
         assert user.id is not None
         body = UserResponse.model_validate(user).model_dump(mode="json")
-        return Caller(body, bearer(create_access_token(user.id)))
+        return Caller(body, bearer(create_access_token(settings, user.id)))
 
     return make
 

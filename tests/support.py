@@ -14,17 +14,20 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from alembic.config import Config
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import Result, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +37,21 @@ NewDatabase = Callable[[], str]
 # The `make_user` fixture (tests/api/conftest.py): creates a user over HTTP, returns the JSON body.
 UserFactory = Callable[..., Awaitable[dict[str, Any]]]
 PASSWORD = "correct horse"  # every test user's password
+# Argon2 at its cheapest, for the tests' settings: microseconds a hash instead of ~0.1 s.
+CHEAP_HASHING = {"PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_PARALLELISM": 1}
+
+
+def real_hashing() -> dict[str, Any]:
+    """The app's own Argon2 cost (the settings' defaults), for the tests that measure it."""
+    from example_app.core.config import Settings
+
+    return {name: Settings.model_fields[name].default for name in CHEAP_HASHING}
+
+
+# The `make_app` fixture (tests/conftest.py): make_app(DB_POOL_SIZE=2, ...) -> a running app.
+AppFactory = Callable[..., Awaitable["FastAPI"]]
+# The `make_client` fixture: make_client(app) -> a client on it, get_db bound to the test session.
+ClientFactory = Callable[["FastAPI"], Awaitable[AsyncClient]]
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,11 @@ async def check_response_for_secrets(response: Response) -> None:
 
 # Every test client of the suite fails a request whose response carries a hash (D03).
 NO_SECRETS: dict[str, list[Any]] = {"response": [check_response_for_secrets]}
+
+
+def http_client(app: FastAPI, base_url: str = "http://test") -> AsyncClient:
+    """httpx on an app in this process (no socket); every response is checked for secrets."""
+    return AsyncClient(transport=ASGITransport(app=app), base_url=base_url, event_hooks=NO_SECRETS)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from example_app.api.dependencies import SessionDep
 from tests.guide_originals import original_app
+from tests.support import AppFactory
 
 SLOW_REQUESTS = 4
 SLEEP = 0.4
@@ -39,7 +40,7 @@ async def cheap_latency_under_load(client: AsyncClient) -> float:
 
 
 @pytest.fixture
-async def corrected_client(database_url: str) -> AsyncIterator[AsyncClient]:
+async def corrected_client(make_app: AppFactory) -> AsyncIterator[AsyncClient]:
     """The app's own pattern: async def + AsyncSession from the app's get_db."""
     router = APIRouter()
 
@@ -55,7 +56,7 @@ async def corrected_client(database_url: str) -> AsyncIterator[AsyncClient]:
     async def ping() -> dict[str, str]:
         return {"status": "pong"}
 
-    app = FastAPI()
+    app = await make_app()  # an app of its own: its get_db, its engine
     app.include_router(router)
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         yield client

@@ -7,8 +7,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from fastapi import FastAPI
+from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -16,10 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
 from example_app.api.dependencies import get_db
-from example_app.core.config import get_settings
-from example_app.main import app
+from example_app.core.config import API_V1_PREFIX
+from tests.support import http_client
 
-HEALTH = f"{get_settings().API_V1_PREFIX}/health"
+HEALTH = f"{API_V1_PREFIX}/health"
 
 
 @pytest.mark.pattern("S03", "W01", "W07")
@@ -29,7 +29,7 @@ async def test_health_ok_on_live_database(client: AsyncClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok", "detail": None}
 
 
-async def _health_with_database_at(url: str) -> tuple[int, dict[str, object], float]:
+async def _health_with_database_at(app: FastAPI, url: str) -> tuple[int, dict[str, object], float]:
     engine = create_async_engine(url)
     sessions = async_sessionmaker(engine, class_=AsyncSession)
 
@@ -39,10 +39,7 @@ async def _health_with_database_at(url: str) -> tuple[int, dict[str, object], fl
 
     app.dependency_overrides[get_db] = unreachable_db
     try:
-        async with (
-            LifespanManager(app),
-            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c,
-        ):
+        async with http_client(app) as c:
             started = time.perf_counter()
             response = await c.get(HEALTH)
             elapsed = time.perf_counter() - started
@@ -53,9 +50,9 @@ async def _health_with_database_at(url: str) -> tuple[int, dict[str, object], fl
 
 
 @pytest.mark.pattern("S03")
-async def test_health_503_when_nothing_listens() -> None:
+async def test_health_503_when_nothing_listens(app: FastAPI) -> None:
     status, body, _ = await _health_with_database_at(
-        f"postgresql+asyncpg://nobody:x@127.0.0.1:{free_port()}/nothing"
+        app, f"postgresql+asyncpg://nobody:x@127.0.0.1:{free_port()}/nothing"
     )
     assert status == 503
     assert body["status"] == "error"
@@ -64,34 +61,35 @@ async def test_health_503_when_nothing_listens() -> None:
 
 
 @pytest.mark.pattern("S03")
-async def test_health_503_is_bounded_when_the_database_hangs() -> None:
+async def test_health_503_is_bounded_when_the_database_hangs(app: FastAPI) -> None:
     # A server that accepts TCP connections and never answers: the classic hang.
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         status, body, elapsed = await _health_with_database_at(
-            f"postgresql+asyncpg://nobody:x@127.0.0.1:{port}/nothing"
+            app, f"postgresql+asyncpg://nobody:x@127.0.0.1:{port}/nothing"
         )
     finally:
         server.close()
     assert status == 503
-    assert body["detail"] == f"no answer within {get_settings().HEALTH_CHECK_TIMEOUT:g} s"
-    assert elapsed < get_settings().HEALTH_CHECK_TIMEOUT + 1.5
+    timeout = app.state.settings.HEALTH_CHECK_TIMEOUT
+    assert body["detail"] == f"no answer within {timeout:g} s"
+    assert elapsed < timeout + 1.5
 
 
 @pytest.mark.pattern("S03")
-async def test_health_503_when_the_server_is_stopped() -> None:
+async def test_health_503_when_the_server_is_stopped(app: FastAPI) -> None:
     """A real server that was up and is then stopped: 503, not a traceback or a hang."""
     from devtools.postgres_provider import find_pg_ctl, local_server
 
     origin, pg_ctl = find_pg_ctl()
     with local_server(origin, pg_ctl, data_home=None, dbname="doomed") as server:
-        status, _, _ = await _health_with_database_at(server.url)
+        status, _, _ = await _health_with_database_at(app, server.url)
         assert status == 200
-    status, body, elapsed = await _health_with_database_at(server.url)
+    status, body, elapsed = await _health_with_database_at(app, server.url)
     assert status == 503
     assert body["database"] == "unreachable"
-    assert elapsed < get_settings().HEALTH_CHECK_TIMEOUT + 1.5
+    assert elapsed < app.state.settings.HEALTH_CHECK_TIMEOUT + 1.5
 
 
 @pytest.mark.pattern("DB01")

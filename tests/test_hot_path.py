@@ -57,6 +57,7 @@ def hot_url(database_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def hot_app(hot_url: str, password_hash: str) -> Iterator[HotApp]:
+    from example_app.core.config import get_settings
     from example_app.core.security import create_access_token
 
     url = hot_url
@@ -89,8 +90,8 @@ def hot_app(hot_url: str, password_hash: str) -> Iterator[HotApp]:
                 http,
                 wire,
                 db,
-                bearer(create_access_token(author_id)),
-                bearer(create_access_token(root_id)),
+                bearer(create_access_token(get_settings(), author_id)),
+                bearer(create_access_token(get_settings(), root_id)),
                 author_id,
                 other_id,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,9 +25,7 @@ async def test_a_committed_write_inside_a_test(client: AsyncClient, db_session: 
 
 
 @pytest.mark.pattern("T01", "E26", "T03")
-async def test_the_next_test_does_not_see_it(db_session: AsyncSession) -> None:
-    from example_app.main import app
-
+async def test_the_next_test_does_not_see_it(db_session: AsyncSession, app: FastAPI) -> None:
     count = await sql(db_session, "SELECT count(*) FROM users WHERE email = :e", e=EMAIL)
     assert count.scalar_one() == 0
     assert app.dependency_overrides == {}  # the previous test's override was cleared
@@ -37,12 +36,11 @@ async def test_the_next_test_does_not_see_it(db_session: AsyncSession) -> None:
 
 @pytest.mark.pattern("D06", "T03", "S02")
 async def test_the_override_routes_requests_through_the_test_session(
-    client: AsyncClient, db_session: AsyncSession
+    client: AsyncClient, db_session: AsyncSession, app: FastAPI
 ) -> None:
     """A row the test inserted (uncommitted) is visible to the app: same session, same transaction."""
     from example_app.api.dependencies import get_db
     from example_app.core.security import create_access_token
-    from example_app.main import app
 
     assert get_db in app.dependency_overrides
     inserted = await sql(
@@ -50,7 +48,9 @@ async def test_the_override_routes_requests_through_the_test_session(
         "INSERT INTO users (email, hashed_password, name, is_superuser) "
         "VALUES ('seen@example.com', 'x', 'Seen', true) RETURNING id",
     )
-    token = create_access_token(inserted.scalar_one())  # a superuser's: listing users takes one
+    token = create_access_token(
+        app.state.settings, inserted.scalar_one()
+    )  # a superuser's: listing users takes one
     listed = (await client.get(path("list_users"), headers=bearer(token))).json()
     assert [u["email"] for u in listed] == ["seen@example.com"]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -56,9 +57,10 @@ LAYERS = {  # a package may import only from the packages listed for it
     "ml": {"ml"},  # the model artifact and inference: no app code below it
     "models": {"models"},
     "jobs": {"core", "ml", "models", "jobs"},  # the queue and its tasks, below who queues them
-    "schemas": {"core", "schemas"},  # settings bound some inputs (the batch cap)
+    "schemas": {"schemas"},  # the API's contract, bounds included: no settings
     "services": {"core", "ml", "models", "schemas", "jobs", "services"},
-    "api": {"core", "ml", "models", "schemas", "jobs", "services", "api"},
+    # what an app instance owns while it runs (example_app/resources.py), and its routes
+    "api": {"core", "ml", "models", "schemas", "jobs", "services", "resources", "api"},
 }
 
 
@@ -87,10 +89,8 @@ def test_start_up_is_a_lifespan_not_on_event() -> None:
 
 
 @pytest.mark.pattern("T04", "S06")
-async def test_the_test_client_runs_the_lifespan(client: AsyncClient) -> None:
-    from example_app.main import app
-
-    assert app.state.started_at is not None  # set by the lifespan on start-up
+async def test_the_test_client_runs_the_lifespan(client: AsyncClient, app: FastAPI) -> None:
+    assert app.state.resources.started_at is not None  # opened by the lifespan on start-up
 
 
 # --8<-- [start:test_testclient_lifespan]
@@ -102,10 +102,10 @@ def test_testclient_runs_the_lifespan_only_inside_with() -> None:
     from example_app.main import app
 
     TestClient(app)  # the original's `client = TestClient(app)`: start-up never happens
-    assert not hasattr(app.state, "started_at")
+    assert not hasattr(app.state, "resources")
     with TestClient(app):
-        assert hasattr(app.state, "started_at")
-    assert not hasattr(app.state, "started_at")  # and shutdown ran
+        assert hasattr(app.state, "resources")
+    assert not hasattr(app.state, "resources")  # and shutdown ran
 
 
 # --8<-- [end:test_testclient_lifespan]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.core.security import Passwords
 from example_app.models import User
 from example_app.schemas.post import PostCreate, PostUpdate
 from example_app.schemas.user import UserCreate, UserUpdate
@@ -20,8 +22,8 @@ def user_in(email: str = "svc@example.com") -> UserCreate:
 
 # --8<-- [start:test_service]
 @pytest.mark.pattern("SV01", "W05")
-async def test_create_and_find_by_email(db_session: AsyncSession) -> None:
-    service = UserService(db_session)
+async def test_create_and_find_by_email(db_session: AsyncSession, passwords: Passwords) -> None:
+    service = UserService(db_session, passwords)
     created = await service.create(user_in("Svc@Example.com"))
     assert created.id is not None
     found = await service.get_by_email("SVC@example.com")
@@ -34,14 +36,14 @@ async def test_create_and_find_by_email(db_session: AsyncSession) -> None:
 
 
 @pytest.mark.pattern("SV01", "W05")
-async def test_get_unknown_raises_not_found(db_session: AsyncSession) -> None:
+async def test_get_unknown_raises_not_found(db_session: AsyncSession, passwords: Passwords) -> None:
     with pytest.raises(NotFoundError, match="User 5 not found"):
-        await UserService(db_session).get(5)
+        await UserService(db_session, passwords).get(5)
 
 
 @pytest.mark.pattern("SV03", "E05")
-async def test_a_failed_create_leaves_nothing_behind(db_session: AsyncSession) -> None:
-    service = UserService(db_session)
+async def test_a_failed_create_leaves_nothing_behind(db_session: AsyncSession, passwords: Passwords) -> None:
+    service = UserService(db_session, passwords)
     await service.create(user_in())
     with pytest.raises(ConflictError):
         await service.create(user_in())
@@ -53,10 +55,10 @@ async def test_a_failed_create_leaves_nothing_behind(db_session: AsyncSession) -
 
 @pytest.mark.pattern("SV03", "E05")
 async def test_race_past_the_pre_check_is_still_a_conflict(
-    db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+    db_session: AsyncSession, passwords: Passwords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Simulate the race: the pre-check sees no user, but the unique index does."""
-    service = UserService(db_session)
+    service = UserService(db_session, passwords)
     await service.create(user_in())
 
     async def nobody(email: str) -> None:
@@ -68,8 +70,8 @@ async def test_race_past_the_pre_check_is_still_a_conflict(
 
 
 @pytest.mark.pattern("SV03", "E31")
-async def test_update_commits_only_the_given_fields(db_session: AsyncSession) -> None:
-    service = UserService(db_session)
+async def test_update_commits_only_the_given_fields(db_session: AsyncSession, passwords: Passwords) -> None:
+    service = UserService(db_session, passwords)
     user = await service.create(user_in())
     before = user.updated_at
     admin = await service.create(user_in("admin@example.com"), is_superuser=True)
@@ -81,25 +83,20 @@ async def test_update_commits_only_the_given_fields(db_session: AsyncSession) ->
 
 
 @pytest.mark.pattern("SV02")
-async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession) -> None:
+async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession, app: FastAPI) -> None:
     """Overriding the provider swaps the service for every route that uses it."""
-    from asgi_lifespan import LifespanManager
-    from httpx import ASGITransport, AsyncClient
-
     from example_app.api.dependencies import get_user_service
-    from example_app.main import app
-    from tests.support import path
+    from tests.support import http_client, path
 
     class ReadOnlyUsers(UserService):
         async def create(self, data: UserCreate, *, is_superuser: bool = False) -> User:
             raise ConflictError("read-only today")
 
-    app.dependency_overrides[get_user_service] = lambda: ReadOnlyUsers(db_session)
+    app.dependency_overrides[get_user_service] = lambda: ReadOnlyUsers(
+        db_session, app.state.resources.passwords
+    )
     try:
-        async with (
-            LifespanManager(app),
-            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c,
-        ):
+        async with http_client(app) as c:
             response = await c.post(path("create_user"), json=user_in().model_dump())
     finally:
         app.dependency_overrides.clear()
@@ -111,7 +108,10 @@ async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession
 
 
 async def an_author(db_session: AsyncSession) -> User:
-    return await UserService(db_session).create(user_in("author@example.com"))
+    author = User(email="author@example.com", name="Author", hashed_password="not a hash: never logs in")
+    db_session.add(author)
+    await db_session.commit()
+    return author
 
 
 @pytest.mark.pattern("W05")

@@ -80,10 +80,10 @@ def test_settings_use_pydantic_settings_and_read_the_environment(monkeypatch: py
 
     assert issubclass(Settings, BaseSettings)
     monkeypatch.setenv("DEBUG", "true")
-    monkeypatch.setenv("API_V1_PREFIX", "/api/v2")
+    monkeypatch.setenv("DB_POOL_SIZE", "3")
     settings = Settings()
     assert settings.DEBUG is True
-    assert settings.API_V1_PREFIX == "/api/v2"
+    assert settings.DB_POOL_SIZE == 3
 
 
 # --8<-- [start:secret_key_tests]

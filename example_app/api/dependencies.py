@@ -1,7 +1,10 @@
-"""Dependencies shared by the routes. `get_db` exists here and nowhere else."""
+"""Dependencies shared by the routes. `get_db` exists here and nowhere else.
+
+Each reads what it hands out from the app that serves the request (`request.app.state`: its
+settings, and the resources its lifespan opened), never from a module global.
+"""
 
 from collections.abc import AsyncIterator
-from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -9,8 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.config import get_settings
-from example_app.core.database import WITHOUT_TRANSACTION, SessionLocal
+from example_app.core.config import API_V1_PREFIX, Settings
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.security import user_id_from_token
 from example_app.ml.artifact import LoadedModel
@@ -18,6 +20,7 @@ from example_app.ml.embedding import TextEmbedder
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS, ModelRegistry
 from example_app.models import User
+from example_app.resources import Resources
 from example_app.services.errors import NotFoundError, UnavailableError
 from example_app.services.job import JobService
 from example_app.services.post import PostService
@@ -25,20 +28,33 @@ from example_app.services.prediction import PredictionService
 from example_app.services.search import SearchService
 from example_app.services.user import UserService
 
+
+# --8<-- [start:app_state]
+async def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources  # opened by the app's lifespan
+    return resources
+
+
+async def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings  # what create_app was given
+    return settings
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+# --8<-- [end:app_state]
+
+
 # --8<-- [start:get_db]
 READS = frozenset({"GET", "HEAD"})
-# Behind PgBouncer in transaction mode a statement outside a transaction may have its prepare
-# and its execute served by two different server connections ("prepared statement ... does not
-# exist", found by the scale-out bench): there, reads keep their transaction.
-READ_OPTIONS = {} if get_settings().DB_BEHIND_POOLER else WITHOUT_TRANSACTION
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_db(request: Request, resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     # A GET only reads, and a read needs no transaction: under READ COMMITTED, PostgreSQL's
     # default, each statement sees a snapshot of its own inside one as well. Without it there
     # is no BEGIN and no ROLLBACK: a read by primary key is one round trip. Writes get one.
-    options = READ_OPTIONS if request.method in READS else {}
-    async with SessionLocal(execution_options=options) as session:
+    options = resources.read_options if request.method in READS else {}
+    async with resources.sessions(execution_options=options) as session:
         yield session  # closed (and its connection returned) after the response
 
 
@@ -49,8 +65,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_db)]
 # --8<-- [start:service_providers]
 # async def, though nothing here awaits: FastAPI runs a plain `def` dependency in its threadpool,
 # a hop to another thread and back on every request, for a constructor call.
-async def get_user_service(db: SessionDep) -> UserService:
-    return UserService(db)
+async def get_user_service(db: SessionDep, resources: ResourcesDep) -> UserService:
+    return UserService(db, resources.passwords)
 
 
 async def get_post_service(db: SessionDep) -> PostService:
@@ -65,11 +81,13 @@ PostServiceDep = Annotated[PostService, Depends(get_post_service)]
 # --8<-- [start:current_user]
 # Declares the scheme in OpenAPI (Swagger UI's Authorize button logs in at tokenUrl) and reads
 # `Authorization: Bearer <token>`; without that header it answers 401 itself.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{get_settings().API_V1_PREFIX}/auth/token")
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{API_V1_PREFIX}/auth/token")
 
 
-async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], service: UserServiceDep) -> User:
-    user_id = user_id_from_token(token)
+async def get_current_user(
+    token: Annotated[str, Depends(oauth2_scheme)], service: UserServiceDep, settings: SettingsDep
+) -> User:
+    user_id = user_id_from_token(settings, token)
     if user_id is not None:
         try:
             return await service.get(user_id)
@@ -93,13 +111,9 @@ CurrentUser = Annotated[User, Depends(require_active_user)]
 
 
 # --8<-- [start:login_limiter]
-@lru_cache
-def get_login_limiter() -> LoginLimiter:
-    """One per process, like the settings it is built from; tests override it like get_db."""
-    settings = get_settings()
-    return LoginLimiter(
-        settings.LOGIN_FAILURES_PER_ACCOUNT, settings.LOGIN_ATTEMPTS_PER_ADDRESS, settings.RATE_LIMIT_STORAGE
-    )
+async def get_login_limiter(resources: ResourcesDep) -> LoginLimiter:
+    """One per app, made from its settings; tests override it like get_db."""
+    return resources.login_limiter
 
 
 LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
@@ -107,15 +121,13 @@ LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 
 # --8<-- [start:model_providers]
-# Loaded once by the lifespan and held on app state; tests override these like get_db.
-async def get_models(request: Request) -> ModelRegistry:
-    registry: ModelRegistry = request.app.state.models
-    return registry
+# Loaded once by the lifespan and held with the app's resources; tests override these like get_db.
+async def get_models(resources: ResourcesDep) -> ModelRegistry:
+    return resources.models
 
 
-async def get_inference(request: Request) -> Inference:
-    inference: Inference = request.app.state.inference
-    return inference
+async def get_inference(resources: ResourcesDep) -> Inference:
+    return resources.inference
 
 
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
@@ -140,17 +152,17 @@ PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_servi
 
 
 # --8<-- [start:search_providers]
-async def get_embedder(request: Request) -> TextEmbedder:
-    embedder: TextEmbedder | None = request.app.state.embedder  # loaded once by the lifespan
+async def get_embedder(resources: ResourcesDep) -> TextEmbedder:
+    embedder = resources.embedder  # loaded once by the lifespan
     if embedder is None:  # it failed to load (logged at start-up): search answers 503
         raise UnavailableError("the embedding model is not loaded")
     return embedder
 
 
 async def get_search_service(
-    db: SessionDep, embedder: Annotated[TextEmbedder, Depends(get_embedder)]
+    db: SessionDep, embedder: Annotated[TextEmbedder, Depends(get_embedder)], settings: SettingsDep
 ) -> SearchService:
-    return SearchService(db, embedder, get_settings().SEARCH_EF_SEARCH)
+    return SearchService(db, embedder, settings.SEARCH_EF_SEARCH)
 
 
 SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
@@ -162,9 +174,9 @@ async def get_job_service(db: SessionDep) -> JobService:
     return JobService(db)
 
 
-async def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
     """For a stream that reads now and then: a short session per read, not one held throughout."""
-    return SessionLocal
+    return resources.sessions
 
 
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]

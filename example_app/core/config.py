@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 APP_DIR = Path(__file__).resolve().parent.parent
 MIN_SECRET_KEY_LENGTH = 32
 NEW_KEY_HINT = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+API_V1_PREFIX = "/api/v1"  # part of the API's contract (clients and the token URL name it), not a setting
 
 
 # --8<-- [start:settings]
@@ -22,7 +23,6 @@ class Settings(BaseSettings):
     # An explicit async driver: a bare postgresql:// would make SQLAlchemy 2.1 pick psycopg.
     DATABASE_URL: str
     DEBUG: bool = False
-    API_V1_PREFIX: str = "/api/v1"
     # One uvicorn worker holds at most POOL_SIZE + MAX_OVERFLOW connections; keep
     # workers x that below PostgreSQL's max_connections (100 by default).
     DB_POOL_SIZE: Annotated[int, Field(ge=1)] = 10
@@ -61,8 +61,6 @@ class Settings(BaseSettings):
 
     # The served model: a folder with manifest.json and the file it names (checksum verified).
     MODEL_DIR: Path = APP_DIR / "ml" / "artifacts" / "digits"
-    # Rows per POST /predictions/batch: one vectorised predict and one INSERT of that many rows.
-    PREDICTION_BATCH_MAX: Annotated[int, Field(ge=1, le=10_000)] = 1_000
     # Predictions computing at once (threads in the pool); more wait, up to INFERENCE_TIMEOUT.
     INFERENCE_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2
     INFERENCE_TIMEOUT: Annotated[float, Field(gt=0)] = 5.0
@@ -108,6 +106,12 @@ class Settings(BaseSettings):
     # Argon2 hashes computed at once, process-wide (each holds 64 MiB while it runs); the
     # others wait for a slot. More than the CPU cores buys no throughput, only memory.
     PASSWORD_HASH_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2
+    # Argon2id's cost per hash: pwdlib's defaults (64 MiB, 3 passes, 4 lanes). Stored hashes
+    # carry their own parameters, so changing these affects new hashes only. The tests lower
+    # them (a test account needs no protection); the tests of hashing cost do not.
+    PASSWORD_HASH_MEMORY_KIB: Annotated[int, Field(ge=8, le=4 * 1024 * 1024)] = 65_536
+    PASSWORD_HASH_TIME_COST: Annotated[int, Field(ge=1, le=100)] = 3
+    PASSWORD_HASH_PARALLELISM: Annotated[int, Field(ge=1, le=64)] = 4
     # --8<-- [end:auth_settings]
 
     @field_validator("DATABASE_URL")
@@ -142,6 +146,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _argon2_memory(self) -> "Settings":
+        if self.PASSWORD_HASH_MEMORY_KIB < 8 * self.PASSWORD_HASH_PARALLELISM:
+            raise ValueError("PASSWORD_HASH_MEMORY_KIB must be at least 8 x PASSWORD_HASH_PARALLELISM")
+        return self
+
+    @model_validator(mode="after")
     def _server_cancels_first(self) -> "Settings":
         # The server's cancel is a clean error on a connection that stays usable; the client's
         # timeout is the fallback for a server that cannot answer at all, so it comes later.
@@ -168,22 +178,23 @@ def _one_line(error: ValidationError) -> str:
     return "Invalid settings: " + "; ".join(parts)
 
 
-def load_settings() -> Settings:
-    """Settings from the environment as it is now; a bad value stops with one readable line."""
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment as it is now (`overrides` win); a bad value stops with one line."""
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as error:
         raise SystemExit(_one_line(error)) from None
 
 
 @lru_cache
 def get_settings() -> Settings:
-    """Load settings once (the app's, and its tests'): see load_settings."""
+    """The environment's settings, loaded once: for the command-line tools (migrations, the job
+    worker, tasks.py). The app reads the settings it was made with (create_app), not these."""
     return load_settings()
 
 
 def signing_key(settings: Settings) -> str:
-    """SECRET_KEY, which the app cannot run without: main.py asks for it at start-up."""
+    """SECRET_KEY, which the app cannot run without: create_app asks for it first."""
     if settings.SECRET_KEY is None:
         raise SystemExit(f"Invalid settings: SECRET_KEY is not set; {NEW_KEY_HINT}")
     return settings.SECRET_KEY.get_secret_value()

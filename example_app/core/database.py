@@ -1,4 +1,4 @@
-"""The one async engine and session factory of the app."""
+"""The app's async engine and session factory, made from its settings (by the lifespan)."""
 
 import asyncio
 from collections import deque
@@ -15,7 +15,7 @@ from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.config import Settings, get_settings
+from example_app.core.config import Settings
 from example_app.core.pooler import behind_pooler
 
 
@@ -56,6 +56,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
     event.listen(engine.sync_engine, "checkout", discard_closed)
     event.listen(engine.sync_engine, "before_cursor_execute", refuse_writes_without_transaction)
+    if settings.DB_BEHIND_POOLER:
+        behind_pooler(engine)  # PgBouncer in transaction mode: see core/pooler.py
     return engine
 
 
@@ -151,13 +153,12 @@ def refuse_writes_without_transaction(
 
 
 # --8<-- [start:session_factory]
-engine = create_engine(get_settings())
-if get_settings().DB_BEHIND_POOLER:
-    behind_pooler(engine)  # PgBouncer in transaction mode: see core/pooler.py
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: attributes stay loaded after commit, so a response can be built
+    # without another (implicit, and under asyncio forbidden) round trip.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
-# expire_on_commit=False: attributes stay loaded after commit, so a response can be built
-# without another (implicit, and under asyncio forbidden) round trip.
-SessionLocal = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
 # --8<-- [end:session_factory]
 
 
@@ -166,6 +167,14 @@ AUTOCOMMIT = "AUTOCOMMIT"
 # The options of a session that only reads (get_db, for a GET): its connection runs each
 # statement on its own, with no BEGIN before and no ROLLBACK after.
 WITHOUT_TRANSACTION = {"isolation_level": AUTOCOMMIT}
+
+
+def read_options(settings: Settings) -> dict[str, str]:
+    """The session options of a GET. Behind PgBouncer in transaction mode a statement outside a
+    transaction may have its prepare and its execute served by two different server connections
+    ("prepared statement ... does not exist", found by the scale-out bench): there, reads keep
+    their transaction."""
+    return {} if settings.DB_BEHIND_POOLER else WITHOUT_TRANSACTION
 
 
 async def begin_transaction(session: AsyncSession) -> None:

@@ -1,10 +1,14 @@
 """Login attempts, counted per account and per client address with the `limits` library."""
 
+from __future__ import annotations
+
 import time
 
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+
+from example_app.core.config import Settings
 
 
 class LoginLimiter:
@@ -35,3 +39,11 @@ class LoginLimiter:
 
     async def reset(self) -> None:
         await self.storage.reset()  # type: ignore[misc]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoginLimiter:
+        return cls(
+            settings.LOGIN_FAILURES_PER_ACCOUNT,
+            settings.LOGIN_ATTEMPTS_PER_ADDRESS,
+            settings.RATE_LIMIT_STORAGE,
+        )

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from example_app.core.config import get_settings
+from example_app.core.config import Settings
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -77,12 +77,21 @@ def conninfo(database_url: str) -> str:
 
 
 # --8<-- [start:app]
+# The tasks' registry. The web app defers through its own session (no pool of its own): this
+# connector never connects there. A worker gives it a pool of its own (worker_connector).
 queue = App(
-    connector=SessionConnector(
-        conninfo=conninfo(get_settings().DATABASE_URL),
-        min_size=1,
-        max_size=get_settings().JOB_QUEUE_POOL_SIZE,  # counted in the connection budget
-    ),
+    connector=SessionConnector(),
     import_paths=["example_app.jobs.tasks"],  # what a worker imports to know the tasks
 )
+
+
+def worker_connector(settings: Settings) -> SessionConnector:
+    """A worker's connection to the queue: a psycopg pool on the app's database."""
+    return SessionConnector(
+        conninfo=conninfo(settings.DATABASE_URL),
+        min_size=1,
+        max_size=settings.JOB_QUEUE_POOL_SIZE,  # counted in the connection budget
+    )
+
+
 # --8<-- [end:app]

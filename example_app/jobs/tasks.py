@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from procrastinate import App, JobContext, RetryStrategy
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.config import get_settings
-from example_app.core.database import SessionLocal
+from example_app.core.config import Settings
 from example_app.jobs.queue import queue
 from example_app.ml.embedding import post_text, shared_embedder
 from example_app.models import Post
@@ -19,11 +20,25 @@ from example_app.models import Post
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class WorkerResources:
+    """What a worker process opened (jobs/worker.py), handed to each job through its context."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @staticmethod
+    def of(context: JobContext) -> WorkerResources:
+        resources: WorkerResources = context.additional_context["resources"]
+        return resources
+
+
 # --8<-- [start:embed_post]
-@queue.task(name="embed_post", retry=RetryStrategy(max_attempts=5, exponential_wait=2))
-async def embed_post(post_id: int) -> None:
+@queue.task(name="embed_post", retry=RetryStrategy(max_attempts=5, exponential_wait=2), pass_context=True)
+async def embed_post(context: JobContext, post_id: int) -> None:
     """Compute the post's embedding from its current text and store it with the row."""
-    async with SessionLocal() as session:
+    async with WorkerResources.of(context).sessions() as session:
         found = (await session.exec(select(Post.title, Post.body).where(Post.id == post_id))).first()
         if found is None:
             return  # deleted since it was queued: nothing to do
@@ -68,7 +83,7 @@ async def recover_stalled_jobs(app: App, seconds_since_heartbeat: float) -> list
 @queue.periodic(cron="* * * * *")  # every minute, deferred once whatever the number of workers
 @queue.task(name="recover_stalled_jobs", queueing_lock="recover_stalled_jobs", pass_context=True)
 async def recover_stalled_jobs_task(context: JobContext, timestamp: int) -> None:
-    await recover_stalled_jobs(context.app, get_settings().JOB_STALLED_SECONDS)
+    await recover_stalled_jobs(context.app, WorkerResources.of(context).settings.JOB_STALLED_SECONDS)
 
 
 # A job's row (its status, for GET /jobs/{id}) outlives the job by a day; failed ones stay.

@@ -11,26 +11,30 @@ import argparse
 import asyncio
 import logging
 
-from example_app.core.config import get_settings
-from example_app.core.database import engine
-from example_app.jobs.queue import queue
+from example_app.core.config import Settings, get_settings
+from example_app.core.database import create_engine, create_sessionmaker
+from example_app.jobs.queue import queue, worker_connector
+from example_app.jobs.tasks import WorkerResources
 from example_app.ml.embedding import shared_embedder
 
 
 # --8<-- [start:run_worker]
-async def run_worker(*, concurrency: int = 1, name: str = "worker") -> None:
-    settings = get_settings()
+async def run_worker(settings: Settings, *, concurrency: int = 1, name: str = "worker") -> None:
     shared_embedder()  # the model is loaded before the first job, once per process
+    engine = create_engine(settings)  # the jobs' own sessions, as the app's
+    resources = WorkerResources(settings, engine, create_sessionmaker(engine))
     try:
-        async with queue.open_async():
-            await queue.run_worker_async(
-                name=name,
-                concurrency=concurrency,  # jobs at once in this process
-                fetch_job_polling_interval=settings.JOB_POLL_SECONDS,  # NOTIFY wakes it sooner
-                update_heartbeat_interval=settings.JOB_HEARTBEAT_SECONDS,
-                stalled_worker_timeout=settings.JOB_STALLED_SECONDS,
-                shutdown_graceful_timeout=settings.JOB_SHUTDOWN_SECONDS,
-            )
+        with queue.replace_connector(worker_connector(settings)):
+            async with queue.open_async():
+                await queue.run_worker_async(
+                    name=name,
+                    concurrency=concurrency,  # jobs at once in this process
+                    fetch_job_polling_interval=settings.JOB_POLL_SECONDS,  # NOTIFY wakes it sooner
+                    update_heartbeat_interval=settings.JOB_HEARTBEAT_SECONDS,
+                    stalled_worker_timeout=settings.JOB_STALLED_SECONDS,
+                    shutdown_graceful_timeout=settings.JOB_SHUTDOWN_SECONDS,
+                    additional_context={"resources": resources},  # each job's context has it
+                )
     finally:
         await engine.dispose()
 
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="worker", help="the worker's name in its log lines")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(concurrency=args.concurrency, name=args.name))
+    asyncio.run(run_worker(get_settings(), concurrency=args.concurrency, name=args.name))
 
 
 if __name__ == "__main__":

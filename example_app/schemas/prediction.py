@@ -5,9 +5,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from example_app.core.config import get_settings
-
 N_FEATURES = 64  # an 8x8 image of a digit, one number per pixel
+# Rows per POST /predictions/batch: one vectorised predict and one INSERT of that many rows. Part
+# of the API's contract (the schema's maxItems), so a constant rather than a setting.
+PREDICTION_BATCH_MAX = 1_000
 
 # strict: a JSON string "3" is refused, not converted; NaN and Infinity are refused too (Python's
 # JSON parser accepts them, PostgreSQL's jsonb does not, and the model would answer nonsense).
@@ -30,10 +31,7 @@ class PredictionInput(BaseModel):
 class BatchInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The cap comes from the settings: one request is one vectorised predict and one INSERT.
-    rows: Annotated[
-        list[PredictionInput], Field(min_length=1, max_length=get_settings().PREDICTION_BATCH_MAX)
-    ]
+    rows: Annotated[list[PredictionInput], Field(min_length=1, max_length=PREDICTION_BATCH_MAX)]
 
 
 class ModelRef(BaseModel):

@@ -8,7 +8,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.security import DUMMY_HASH, hash_password_async, verify_password_async
+from example_app.core.security import Passwords
 from example_app.models import User
 from example_app.models.base import USERS_EMAIL_UNIQUE
 from example_app.schemas.user import UserCreate, UserUpdate
@@ -34,8 +34,9 @@ WITHOUT_HASH = defer(User.hashed_password, raiseload=True)  # type: ignore[arg-t
 
 # --8<-- [start:user_service]
 class UserService:
-    def __init__(self, db: AsyncSession) -> None:
+    def __init__(self, db: AsyncSession, passwords: Passwords) -> None:
         self.db = db
+        self.passwords = passwords  # hashing off the event loop, bounded (core/security.py)
 
     async def list_users(self, actor: User, *, skip: int, limit: int) -> Sequence[User]:
         if not may_list_accounts(actor):
@@ -66,7 +67,7 @@ class UserService:
         if await self.get_by_email(data.email) is not None:
             raise ConflictError(EMAIL_TAKEN)
         await self.db.commit()  # end the read: no pooled connection waits for a hashing slot
-        hashed = await hash_password_async(data.password)  # CPU-bound: off the loop, bounded
+        hashed = await self.passwords.hash(data.password)  # CPU-bound: off the loop, bounded
         user = User(email=data.email, name=data.name, hashed_password=hashed, is_superuser=is_superuser)
         self.db.add(user)
         try:
@@ -106,7 +107,8 @@ class UserService:
         user = await self.get_by_email(email)
         await self.db.commit()  # end the read before waiting for a hashing slot
         # Verify against a real hash, or the dummy one: the same work, so the same time.
-        matches = await verify_password_async(password, user.hashed_password if user else DUMMY_HASH)
+        hashed = user.hashed_password if user else self.passwords.dummy_hash
+        matches = await self.passwords.verify(password, hashed)
         if user is None or not matches:
             raise AuthenticationError(BAD_CREDENTIALS)
         if not user.is_active:  # told only to someone who knows the password

@@ -10,13 +10,24 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 
 from example_app.core.config import get_settings
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.security import ALGORITHM, create_access_token
 from tests.api.test_permissions import PUBLIC
-from tests.support import PASSWORD, Caller, CallerFactory, bearer, log_in, path
+from tests.support import (
+    PASSWORD,
+    AppFactory,
+    Caller,
+    CallerFactory,
+    ClientFactory,
+    bearer,
+    log_in,
+    path,
+    real_hashing,
+)
 
 UNAUTHENTICATED = {"detail": "Invalid or expired token"}
 BAD_LOGIN = {"detail": "Incorrect email or password"}
@@ -53,7 +64,7 @@ async def test_log_in_get_a_token_and_use_it(client: AsyncClient) -> None:
 @pytest.mark.pattern("AU01", "R08")
 def test_openapi_declares_the_bearer_scheme_on_every_operation_but_the_public_ones() -> None:
     """A route added later without a token check fails here: only PUBLIC may go without one."""
-    from example_app.main import app
+    from example_app.main import app  # the module's app, as uvicorn serves it
 
     schema = app.openapi()
     assert schema["components"]["securitySchemes"] == {
@@ -100,7 +111,7 @@ def tampered(caller: Caller) -> dict[str, str]:
 
 
 BAD_CREDENTIALS: dict[str, Callable[[Caller], dict[str, str]]] = {
-    "expired": lambda c: bearer(create_access_token(c.id, lifetime=timedelta(seconds=-1))),
+    "expired": lambda c: bearer(create_access_token(get_settings(), c.id, lifetime=timedelta(seconds=-1))),
     "forged (another key)": forged,
     "unsigned (alg none)": unsigned,
     "tampered payload": tampered,
@@ -147,8 +158,9 @@ async def test_a_token_outlives_its_account_but_not_its_access(client: AsyncClie
 @pytest.mark.pattern("AU02")
 async def test_the_token_expires(client: AsyncClient, caller: Caller) -> None:
     url = path("get_user", user_id=caller.id)
-    token = create_access_token(caller.id, lifetime=timedelta(seconds=2))  # exp is in whole seconds:
-    short = bearer(token)  # valid for 1 to 2 s (a 1 s lifetime could end before the first call)
+    # exp is in whole seconds: valid for 1 to 2 s (a 1 s lifetime could end before the first call)
+    token = create_access_token(get_settings(), caller.id, lifetime=timedelta(seconds=2))
+    short = bearer(token)
     assert (await client.get(url, headers=short)).status_code == 200
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     await asyncio.sleep(max(0.0, expires - time.time()) + 0.1)  # pyjwt allows no leeway unless told to
@@ -221,17 +233,19 @@ def overlap(a: list[float], b: list[float]) -> tuple[float, float]:
 # --8<-- [start:test_login_timing]
 @pytest.mark.pattern("AU04")
 async def test_unknown_email_and_wrong_password_take_the_same_time(
-    client: AsyncClient, caller: Caller, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from example_app.api.dependencies import get_login_limiter
-    from example_app.core import security
-    from example_app.main import app
 
+    app = await make_app(**real_hashing())  # the cost is the point here: the app's own Argon2
+    client = await make_client(app)
     generous = LoginLimiter("1000/minute", "1000/minute")  # this test is not about the limit
     app.dependency_overrides[get_login_limiter] = lambda: generous
+    body = {"email": "timed@example.com", "password": PASSWORD, "name": "Timed"}
+    assert (await client.post(path("create_user"), json=body)).status_code == 201
     attempts: dict[str, Login] = {
         "unknown email": lambda: log_in(client, "nobody@example.com", PASSWORD),
-        "wrong password": lambda: log_in(client, caller.user["email"], "not the password"),
+        "wrong password": lambda: log_in(client, body["email"], "not the password"),
     }
     await timings(attempts, rounds=1)  # warm-up
     seen = await timings(attempts, rounds=8)
@@ -241,12 +255,13 @@ async def test_unknown_email_and_wrong_password_take_the_same_time(
     assert within >= 0.5
 
     # The check can fail: without the dummy hash, an unknown email answers at once.
-    async def no_dummy_hash(password: str, hashed: str) -> bool:
-        if hashed == security.DUMMY_HASH:
-            return False
-        return await security.verify_password_async(password, hashed)
+    passwords = app.state.resources.passwords
+    verify = passwords.verify
 
-    monkeypatch.setattr("example_app.services.user.verify_password_async", no_dummy_hash)
+    async def no_dummy_hash(password: str, hashed: str) -> bool:
+        return False if hashed == passwords.dummy_hash else await verify(password, hashed)
+
+    monkeypatch.setattr(passwords, "verify", no_dummy_hash)
     naive = await timings(attempts, rounds=4)
     ratio, within = overlap(naive["unknown email"], naive["wrong password"])
     print(f"AU04 without the dummy hash: medians unknown/wrong = {ratio:.2f}; {within:.0%} within")
@@ -276,9 +291,7 @@ async def test_the_sixth_failure_for_an_account_is_429_even_with_the_right_passw
 
 
 @pytest.mark.pattern("AU06")
-async def test_the_limit_counts_per_address_across_accounts(client: AsyncClient) -> None:
-    from example_app.main import app
-
+async def test_the_limit_counts_per_address_across_accounts(client: AsyncClient, app: FastAPI) -> None:
     assert get_settings().LOGIN_ATTEMPTS_PER_ADDRESS == "20/minute"
     for n in range(20):  # one guess at each of 20 accounts, from one address
         assert (await log_in(client, f"victim{n}@example.com", "guess")).status_code == 401
@@ -291,13 +304,12 @@ async def test_the_limit_counts_per_address_across_accounts(client: AsyncClient)
 
 @pytest.mark.pattern("AU06")
 async def test_the_window_moves_on_and_a_success_clears_an_accounts_failures(
-    client: AsyncClient, caller: Caller
+    make_app: AppFactory, make_client: ClientFactory, caller: Caller
 ) -> None:
-    from example_app.api.dependencies import get_login_limiter
-    from example_app.main import app
-
-    short = LoginLimiter("2 per 3 seconds", "100 per 3 seconds")
-    app.dependency_overrides[get_login_limiter] = lambda: short
+    app = await make_app(
+        LOGIN_FAILURES_PER_ACCOUNT="2 per 3 seconds", LOGIN_ATTEMPTS_PER_ADDRESS="100 per 3 seconds"
+    )
+    client = await make_client(app)
     email = caller.user["email"]
     assert [(await log_in(client, email, "guess")).status_code for _ in range(3)] == [401, 401, 429]
     await asyncio.sleep(3.1)  # the window has moved past the two failures

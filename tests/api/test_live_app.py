@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,11 +81,10 @@ async def test_no_connection_is_left_idle_in_transaction(
 
 
 @pytest.mark.pattern("D07", "E30")
-async def test_concurrency_above_the_pool_size_queues_instead_of_failing(live_client: AsyncClient) -> None:
-    from example_app.core.config import get_settings
-    from example_app.core.database import engine as app_engine
-
-    settings = get_settings()
+async def test_concurrency_above_the_pool_size_queues_instead_of_failing(
+    live_client: AsyncClient, app: FastAPI
+) -> None:
+    settings = app.state.settings
     capacity = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
     created = await live_client.post(
         path("create_user"), json={"email": "pool@example.com", "password": "long enough", "name": "P"}
@@ -93,4 +93,4 @@ async def test_concurrency_above_the_pool_size_queues_instead_of_failing(live_cl
     me = bearer((await log_in(live_client, "pool@example.com", "long enough")).json()["access_token"])
     responses = await asyncio.gather(*(live_client.get(url, headers=me) for _ in range(capacity * 3)))
     assert {r.status_code for r in responses} == {200}
-    assert app_engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # nothing leaked
+    assert app.state.resources.engine.pool.checkedout() == 0  # nothing leaked

@@ -15,7 +15,8 @@ import pytest
 from httpx import AsyncClient, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.config import get_settings
+from example_app.core.config import API_V1_PREFIX
+from example_app.ml.artifact import DIGITS_MODEL_DIR
 from tests.support import Caller, CallerFactory, bearer, path, sql
 
 
@@ -50,7 +51,7 @@ async def cast(client: AsyncClient, make_caller: CallerFactory) -> Cast:
     return Cast(owner, other, admin, inactive, created.json()["id"], job_id)
 
 
-DIGIT = json.loads((get_settings().MODEL_DIR / "example-request.json").read_text())  # a zero
+DIGIT = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())  # a zero
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ async def test_a_demoted_superuser_loses_the_right_at_once(
 # --- Every operation of the API, read from its OpenAPI document ---------------------------------------
 # New routes are covered the day they are added: none of these lists names what is protected.
 
-API = get_settings().API_V1_PREFIX
+API = API_V1_PREFIX
 Operation = tuple[str, str]  # ("GET", "/api/v1/jobs/{job_id}"), as the OpenAPI document has it
 
 # What anyone may call (the rules table's "anyone" rows); /docs, /redoc and /openapi.json are

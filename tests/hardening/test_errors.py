@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from pydantic import TypeAdapter
 
 from example_app.api.dependencies import require_active_user
-from example_app.main import app
 from example_app.models import User
 from example_app.schemas.error import ErrorResponse
 from tests.support import Caller, path
@@ -85,7 +85,7 @@ async def test_many_problems_are_cut_to_a_count(client: AsyncClient, caller: Cal
 
 # --8<-- [start:shape_tests]
 @pytest.fixture
-async def vanished_caller() -> AsyncIterator[User]:
+async def vanished_caller(app: FastAPI) -> AsyncIterator[User]:
     """A caller whose account is gone by the time the post is written (deleted mid-request)."""
     ghost = User(id=987_654, email="ghost@example.com", name="Ghost", hashed_password="x")
     app.dependency_overrides[require_active_user] = lambda: ghost
@@ -128,6 +128,8 @@ async def test_every_error_status_has_the_one_body(client: AsyncClient, caller: 
 
 @pytest.mark.pattern("HD05")
 def test_every_error_status_of_every_operation_is_the_one_body() -> None:
+    from example_app.main import app
+
     openapi = app.openapi()
     # The health checks' 503 is a health report, by design: monitors read its fields.
     health = {"/api/v1/health": "HealthResponse", "/api/v1/health/ready": "ReadinessResponse"}
@@ -143,6 +145,8 @@ def test_every_error_status_of_every_operation_is_the_one_body() -> None:
 
 @pytest.mark.pattern("HD05")
 def test_patch_schemas_advertise_no_null() -> None:
+    from example_app.main import app
+
     schemas = app.openapi()["components"]["schemas"]
     for name in ("UserUpdate", "PostUpdate"):
         assert "null" not in json.dumps(schemas[name]), schemas[name]  # null is refused: not offered

@@ -12,14 +12,14 @@ import os
 from procrastinate import Blueprint, JobContext, RetryStrategy
 from sqlalchemy import text
 
-from example_app.core.database import engine
+from example_app.jobs.tasks import WorkerResources
 
 blueprint = Blueprint()
 
 
 async def record(context: JobContext, n: int) -> None:
     assert context.job.id is not None
-    async with engine.begin() as conn:
+    async with WorkerResources.of(context).engine.begin() as conn:
         await conn.execute(
             text("INSERT INTO test_job_runs (job_id, n, attempt, pid) VALUES (:job, :n, :attempt, :pid)"),
             {"job": context.job.id, "n": n, "attempt": context.job.attempts, "pid": os.getpid()},

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from example_app.core.config import get_settings
+from example_app.ml.artifact import DIGITS_MODEL_DIR
 from tests.support import PASSWORD, Caller, bearer, log_in, path
 
 
 @pytest.fixture
 def digit() -> dict[str, Any]:
     """Row 0 of scikit-learn's load_digits (a zero): the example request the quick start sends."""
-    body: dict[str, Any] = json.loads((get_settings().MODEL_DIR / "example-request.json").read_text())
+    body: dict[str, Any] = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())
     return body
 
 

@@ -53,26 +53,43 @@ def load_error(folder: Path) -> str:
 
 
 # --8<-- [start:retrain]
-@pytest.mark.pattern("ML10")
-def test_retraining_reproduces_the_committed_metrics(tmp_path: Path) -> None:
-    from example_app.ml.training import train
+# Training's floating-point sums depend on the CPU's instruction set (SIMD width, FMA): another
+# machine retrains the same architecture to the same predictions, not to the same bytes. So the
+# committed metrics are met within what one test row can move, and the retrained model answers
+# like the committed one; byte equality is asserted only where it holds, on one machine.
+@pytest.mark.pattern("ML10", "TT04")
+def test_retraining_reproduces_the_committed_metrics(tmp_path: Path, model: LoadedModel) -> None:
+    from example_app.ml.training import load_split, train
 
     committed = committed_manifest()
     retrained = train(tmp_path)
 
-    assert retrained.metrics.accuracy == committed.metrics.accuracy
+    one_row = 1 / committed.metrics.n_test  # the smallest change a metric over the test split can make
+    assert retrained.metrics.accuracy == pytest.approx(committed.metrics.accuracy, abs=one_row)
+    assert retrained.metrics.macro_f1 == pytest.approx(committed.metrics.macro_f1, abs=one_row)
+    assert retrained.metrics.log_loss == pytest.approx(committed.metrics.log_loss, abs=1e-3)
     assert (retrained.metrics.n_train, retrained.metrics.n_test) == (
         committed.metrics.n_train,
         committed.metrics.n_test,
     )
-    assert retrained.metrics.macro_f1 == pytest.approx(committed.metrics.macro_f1, abs=1e-5)
-    assert retrained.metrics.log_loss == pytest.approx(committed.metrics.log_loss, abs=1e-5)
-    assert retrained.model_dump(include={"name", "version", "dataset", "n_features", "classes"}) == (
-        committed.model_dump(include={"name", "version", "dataset", "n_features", "classes"})
-    )
-    if retrained.training.library_versions == committed.training.library_versions:
-        assert retrained.sha256 == committed.sha256  # same libraries: the same bytes
-    assert load_model(tmp_path).sha256 == retrained.sha256
+    contract = {"name", "version", "dataset", "n_features", "classes", "format"}
+    assert retrained.model_dump(include=contract) == committed.model_dump(include=contract)
+    assert retrained.training.estimator == committed.training.estimator
+    again = load_model(tmp_path)  # its checksum is verified on load, like the committed one's
+    _, x_test, _, _ = load_split()
+    ours, theirs = again.predict_proba(x_test), model.predict_proba(x_test)
+    assert (ours.labels != theirs.labels).sum() <= 1
+    assert np.abs(ours.probabilities - theirs.probabilities).max() < 0.05
+
+
+@pytest.mark.pattern("ML10", "TT04")
+def test_training_twice_on_one_machine_gives_the_same_bytes(tmp_path: Path) -> None:
+    """Where byte equality holds: the same libraries on the same machine (fixed seeds, one thread)."""
+    from example_app.ml.training import train
+
+    first, second = train(tmp_path / "a"), train(tmp_path / "b")
+    assert first.sha256 == second.sha256
+    assert (tmp_path / "a" / first.file).read_bytes() == (tmp_path / "b" / second.file).read_bytes()
 
 
 # --8<-- [end:retrain]

@@ -9,6 +9,7 @@ from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import get_settings
+from example_app.schemas.prediction import PREDICTION_BATCH_MAX
 from tests.support import path, sql
 
 LIMIT = get_settings().MAX_REQUEST_BODY_BYTES
@@ -50,7 +51,7 @@ async def test_a_chunked_body_is_cut_off_at_the_limit(client: AsyncClient, db_se
 @pytest.mark.pattern("ML09")
 async def test_the_largest_legitimate_batch_fits_under_the_limit(client: AsyncClient) -> None:
     row = {"pixels": [16.0] * 64}  # the longest numbers a pixel can have
-    rows = [row] * get_settings().PREDICTION_BATCH_MAX
+    rows = [row] * PREDICTION_BATCH_MAX
     response = await client.post(path("predict_batch"), json={"rows": rows})
     assert len(response.request.content) < LIMIT
     assert response.status_code == 200

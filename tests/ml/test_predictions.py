@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.config import get_settings
+from example_app.schemas.prediction import PREDICTION_BATCH_MAX
 from tests.support import path, sql
 
 
@@ -72,10 +72,7 @@ async def test_the_jsonb_query_of_the_docs_uses_its_gin_index(
 async def test_a_batch_is_one_predict_and_one_insert(
     client: AsyncClient, db_session: AsyncSession, statements: list[str], digit: dict[str, Any]
 ) -> None:
-    rows = [
-        {"pixels": [float((i + j) % 17) for j in range(64)]}
-        for i in range(get_settings().PREDICTION_BATCH_MAX)
-    ]
+    rows = [{"pixels": [float((i + j) % 17) for j in range(64)]} for i in range(PREDICTION_BATCH_MAX)]
     rows[7] = digit
     response = await client.post(path("predict_batch"), json={"rows": rows})
     assert response.status_code == 200, response.text
@@ -100,7 +97,7 @@ async def test_a_batch_is_one_predict_and_one_insert(
 async def test_over_the_cap_is_a_422_naming_the_cap(
     client: AsyncClient, db_session: AsyncSession, digit: dict[str, Any]
 ) -> None:
-    cap = get_settings().PREDICTION_BATCH_MAX
+    cap = PREDICTION_BATCH_MAX
     response = await client.post(path("predict_batch"), json={"rows": [digit] * (cap + 1)})
     assert response.status_code == 422
     (error,) = response.json()["detail"]

@@ -15,55 +15,29 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from fastapi import FastAPI
+from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.core.config import get_settings
-from example_app.ml.artifact import LoadedModel, Prediction
+from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, Prediction
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS
-from tests.support import NO_SECRETS, Caller, path, sql
+from tests.support import AppFactory, Caller, ClientFactory, path, sql
 
 
 @pytest.fixture
-def model_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A copy of the committed artifact that the app loads instead (tests may spoil it)."""
+def model_dir(tmp_path: Path) -> Path:
+    """A copy of the committed artifact, for an app of the test's own to load (tests may spoil it)."""
     copy = tmp_path / "digits"
-    shutil.copytree(get_settings().MODEL_DIR, copy)
-    monkeypatch.setattr(get_settings(), "MODEL_DIR", copy)
+    shutil.copytree(DIGITS_MODEL_DIR, copy)
     return copy
-
-
-@pytest.fixture
-async def client_without_lifespan(db_session: AsyncSession, caller: Caller) -> AsyncIterator[AsyncClient]:
-    """Like `client`, but the test runs the lifespan itself (after spoiling the artifact)."""
-    from example_app.api.dependencies import get_db
-    from example_app.main import app
-
-    async def get_test_db() -> AsyncIterator[AsyncSession]:
-        yield db_session
-
-    app.dependency_overrides[get_db] = get_test_db
-    try:
-        async with AsyncClient(
-            transport=ASGITransport(app),
-            base_url="http://test",
-            event_hooks=NO_SECRETS,
-            headers=caller.headers,
-        ) as http:
-            yield http
-    finally:
-        app.dependency_overrides.clear()
 
 
 # --8<-- [start:readiness_tests]
 @pytest.mark.pattern("ML01")
-async def test_lifespan_loads_the_model_once_and_readiness_is_200(client: AsyncClient) -> None:
-    from example_app.main import app
-
-    model = app.state.models.models[DIGITS]
+async def test_lifespan_loads_the_model_once_and_readiness_is_200(client: AsyncClient, app: FastAPI) -> None:
+    model = app.state.resources.models.models[DIGITS]
     assert isinstance(model, LoadedModel)
     response = await client.get(path("ready"))
     assert response.status_code == 200, response.text
@@ -71,27 +45,28 @@ async def test_lifespan_loads_the_model_once_and_readiness_is_200(client: AsyncC
     assert body["status"] == "ok"
     assert body["models"] == {DIGITS: f"{model.version} sha256:{model.sha256[:12]}"}
     await client.post(path("predict"), json={"pixels": [0.0] * 64})
-    assert app.state.models.models[DIGITS] is model  # the same object: loaded once, not per request
+    assert app.state.resources.models.models[DIGITS] is model  # the same object: loaded once, not per request
 
 
 @pytest.mark.pattern("ML01", "ML10")
 async def test_a_tampered_artifact_keeps_readiness_at_503(
     model_dir: Path,
-    client_without_lifespan: AsyncClient,
+    make_app: AppFactory,
+    make_client: ClientFactory,
+    caller: Caller,
     caplog: pytest.LogCaptureFixture,
     digit: dict[str, Any],
 ) -> None:
-    from example_app.main import app
-
     onnx = model_dir / "model.onnx"
     data = bytearray(onnx.read_bytes())
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
     with caplog.at_level(logging.ERROR, logger="example_app.ml.registry"):
-        async with LifespanManager(app):
-            ready = await client_without_lifespan.get(path("ready"))
-            predicted = await client_without_lifespan.post(path("predict"), json=digit)
-            liveness = await client_without_lifespan.get(path("health"))
+        client = await make_client(await make_app(MODEL_DIR=model_dir))  # its lifespan loads the copy
+    client.headers.update(caller.headers)
+    ready = await client.get(path("ready"))
+    predicted = await client.post(path("predict"), json=digit)
+    liveness = await client.get(path("health"))
     assert ready.status_code == 503
     assert "checksum mismatch" in ready.json()["errors"][DIGITS]
     assert predicted.status_code == 503
@@ -104,21 +79,18 @@ async def test_a_tampered_artifact_keeps_readiness_at_503(
 
 @pytest.mark.pattern("ML01")
 async def test_a_missing_artifact_keeps_readiness_at_503(
-    model_dir: Path, client_without_lifespan: AsyncClient
+    model_dir: Path, make_app: AppFactory, make_client: ClientFactory
 ) -> None:
-    from example_app.main import app
-
     (model_dir / "model.onnx").unlink()
-    async with LifespanManager(app):
-        ready = await client_without_lifespan.get(path("ready"))
+    client = await make_client(await make_app(MODEL_DIR=model_dir))
+    ready = await client.get(path("ready"))
     assert ready.status_code == 503
     assert ready.json()["errors"][DIGITS].startswith("model file missing")
 
 
 @pytest.mark.pattern("ML01")
-async def test_readiness_is_503_without_the_database(client: AsyncClient) -> None:
+async def test_readiness_is_503_without_the_database(client: AsyncClient, app: FastAPI) -> None:
     from example_app.api.dependencies import get_db
-    from example_app.main import app
 
     nowhere = create_async_engine("postgresql+asyncpg://nobody:secret@127.0.0.1:9/none")
 
@@ -137,9 +109,8 @@ async def test_readiness_is_503_without_the_database(client: AsyncClient) -> Non
 
 
 @pytest.mark.pattern("ML01")
-async def test_readiness_is_503_before_any_model_is_loaded(client: AsyncClient) -> None:
+async def test_readiness_is_503_before_any_model_is_loaded(client: AsyncClient, app: FastAPI) -> None:
     from example_app.api.dependencies import get_models
-    from example_app.main import app
     from example_app.ml.registry import ModelRegistry
 
     app.dependency_overrides[get_models] = lambda: ModelRegistry()  # nothing loaded yet
@@ -166,15 +137,14 @@ class SlowModel:
 # --8<-- [start:off_loop_test]
 @pytest.mark.pattern("ML02")
 async def test_predictions_in_flight_do_not_stall_other_requests(
-    live_client: AsyncClient, digit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    live_client: AsyncClient, app: FastAPI, digit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from example_app.api.dependencies import get_digits_model, get_inference
-    from example_app.main import app, predictions_admitted
 
-    slow = SlowModel(app.state.models.models[DIGITS], seconds=0.5)
+    slow = SlowModel(app.state.resources.models.models[DIGITS], seconds=0.5)
     app.dependency_overrides[get_digits_model] = lambda: slow
     app.dependency_overrides[get_inference] = lambda: Inference(concurrency=2, timeout=10)
-    monkeypatch.setattr(predictions_admitted, "limit", 4)  # all four admitted: two wait for a thread
+    monkeypatch.setattr(app.state.admission, "limit", 4)  # all four admitted: two wait for a thread
     try:
         predictions = [asyncio.create_task(live_client.post(path("predict"), json=digit)) for _ in range(4)]
         await asyncio.sleep(0.1)  # both workers are now blocked in the model
@@ -190,7 +160,9 @@ async def test_predictions_in_flight_do_not_stall_other_requests(
 
 
 @pytest.mark.pattern("ML02")
-async def test_the_lifespan_freezes_what_start_up_made(live_client: AsyncClient) -> None:
+async def test_the_lifespan_freezes_what_start_up_made(make_app: AppFactory) -> None:
+    gc.unfreeze()  # whatever an earlier app of this process froze
+    await make_app()
     # the models, metadata and schemas: out of the way of the collector's full collections
     assert gc.get_freeze_count() > 10_000
 
@@ -198,14 +170,13 @@ async def test_the_lifespan_freezes_what_start_up_made(live_client: AsyncClient)
 # --8<-- [start:admission_test]
 @pytest.mark.pattern("ML02")
 async def test_predictions_over_the_admission_limit_are_turned_away_at_once(
-    live_client: AsyncClient, digit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    live_client: AsyncClient, app: FastAPI, digit: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from example_app.api.dependencies import get_digits_model
-    from example_app.main import app, predictions_admitted
 
-    slow = SlowModel(app.state.models.models[DIGITS], seconds=0.5)
+    slow = SlowModel(app.state.resources.models.models[DIGITS], seconds=0.5)
     app.dependency_overrides[get_digits_model] = lambda: slow
-    monkeypatch.setattr(predictions_admitted, "limit", 2)
+    monkeypatch.setattr(app.state.admission, "limit", 2)
     batch = {"rows": [digit] * 3}
     try:
         admitted = [asyncio.create_task(live_client.post(path("predict"), json=digit)) for _ in range(2)]
@@ -225,7 +196,7 @@ async def test_predictions_over_the_admission_limit_are_turned_away_at_once(
     assert turned_away[0].json() == {"detail": "busy: 2 predictions in progress here; try again shortly"}
     assert liveness.status_code == 200
     assert after.status_code == 200
-    assert predictions_admitted.in_progress == 0
+    assert app.state.admission.in_progress == 0
     page = await live_client.get(path("list_predictions"), params={"limit": 100})
     assert len(page.json()["items"]) == 3  # the two admitted and the one after: nothing of the shed
 
@@ -235,12 +206,11 @@ async def test_predictions_over_the_admission_limit_are_turned_away_at_once(
 
 @pytest.mark.pattern("ML02")
 async def test_a_prediction_that_cannot_finish_in_time_is_a_503(
-    live_client: AsyncClient, digit: dict[str, Any]
+    live_client: AsyncClient, app: FastAPI, digit: dict[str, Any]
 ) -> None:
     from example_app.api.dependencies import get_digits_model, get_inference
-    from example_app.main import app
 
-    slow = SlowModel(app.state.models.models[DIGITS], seconds=0.6)
+    slow = SlowModel(app.state.resources.models.models[DIGITS], seconds=0.6)
     app.dependency_overrides[get_digits_model] = lambda: slow
     inference = Inference(concurrency=1, timeout=0.2)  # one worker, shared by both requests
     app.dependency_overrides[get_inference] = lambda: inference
@@ -261,11 +231,9 @@ async def test_a_prediction_that_cannot_finish_in_time_is_a_503(
 
 @pytest.mark.pattern("ML12")
 async def test_every_answer_and_log_row_names_the_model(
-    client: AsyncClient, db_session: AsyncSession, digit: dict[str, Any]
+    client: AsyncClient, app: FastAPI, db_session: AsyncSession, digit: dict[str, Any]
 ) -> None:
-    from example_app.main import app
-
-    model = app.state.models.models[DIGITS]
+    model = app.state.resources.models.models[DIGITS]
     response = await client.post(path("predict"), json=digit)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -288,7 +256,7 @@ async def test_models_endpoint_lists_the_loaded_manifest(client: AsyncClient) ->
     response = await client.get(path("list_models"))
     assert response.status_code == 200
     (info,) = response.json()
-    manifest = json.loads((get_settings().MODEL_DIR / "manifest.json").read_text())
+    manifest = json.loads((DIGITS_MODEL_DIR / "manifest.json").read_text())
     assert info["loaded"] is True
     assert info["manifest"]["sha256"] == manifest["sha256"]
     assert info["manifest"]["metrics"]["accuracy"] == manifest["metrics"]["accuracy"]

@@ -6,9 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from example_app.api.dependencies import LoginLimiterDep, UserServiceDep
+from example_app.api.dependencies import LoginLimiterDep, SettingsDep, UserServiceDep
 from example_app.api.errors import responses
-from example_app.core.config import get_settings
 from example_app.core.security import create_access_token
 from example_app.schemas.auth import Token
 from example_app.schemas.common import Storable
@@ -49,6 +48,7 @@ async def login(
     request: Request,
     service: UserServiceDep,
     limiter: LoginLimiterDep,
+    settings: SettingsDep,
 ) -> Token:
     account = form.username.strip().lower()  # the email; counted whether or not it has an account
     address = request.client.host if request.client else "unknown"
@@ -61,5 +61,5 @@ async def login(
     user = await service.authenticate(account, form.password)  # 401 or 403: the attempt counts
     await limiter.succeeded(account)  # what stays counted for the account are its failures
     assert user.id is not None
-    minutes = get_settings().ACCESS_TOKEN_MINUTES
-    return Token(access_token=create_access_token(user.id), expires_in=minutes * 60)
+    token = create_access_token(settings, user.id)
+    return Token(access_token=token, expires_in=settings.ACCESS_TOKEN_MINUTES * 60)

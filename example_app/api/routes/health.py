@@ -7,8 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.api.dependencies import ModelsDep, SessionDep
-from example_app.core.config import get_settings
+from example_app.api.dependencies import ModelsDep, SessionDep, SettingsDep
 from example_app.schemas.health import HealthResponse, ReadinessResponse
 
 router = APIRouter(tags=["health"])
@@ -20,27 +19,26 @@ router = APIRouter(tags=["health"])
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "Database unreachable"}},
 )
-async def health(db: SessionDep) -> HealthResponse | JSONResponse:
-    problem = await database_problem(db)
+async def health(db: SessionDep, settings: SettingsDep) -> HealthResponse | JSONResponse:
+    problem = await database_problem(db, settings.HEALTH_CHECK_TIMEOUT)
     if problem is not None:
         body = HealthResponse(status="error", database="unreachable", detail=problem)
         return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return HealthResponse(status="ok", database="ok")
 
 
-async def database_problem(db: SessionDep) -> str | None:
-    """None when the database answers; otherwise one line saying how it failed."""
-    timeout = get_settings().HEALTH_CHECK_TIMEOUT
+async def database_problem(db: SessionDep, seconds: float) -> str | None:
+    """None when the database answers within `seconds`; otherwise one line saying how it failed."""
     # Bounded: a dead or black-holed database answers 503 quickly instead of hanging. The probe
     # runs in a session of its own, on the same database, so that an overrun can be left behind:
     # cancelling it means closing a connection that gets no answer, which takes seconds more.
     probe = asyncio.ensure_future(_select_one(db))
-    done, _ = await asyncio.wait({probe}, timeout=timeout)
+    done, _ = await asyncio.wait({probe}, timeout=seconds)
     if not done:
         probe.cancel()
         _overrun.add(probe)  # held until it has finished cleaning up
         probe.add_done_callback(_overrun.discard)
-        return f"no answer within {timeout:g} s"
+        return f"no answer within {seconds:g} s"
     if (exc := probe.exception()) is not None:  # any failure to reach the database: unavailable
         return f"cannot query the database ({type(exc).__name__})"
     return None
@@ -64,9 +62,9 @@ async def _select_one(db: SessionDep) -> None:
     response_model=ReadinessResponse,
     responses={503: {"model": ReadinessResponse, "description": "A model is not loaded, or no database"}},
 )
-async def ready(db: SessionDep, models: ModelsDep) -> ReadinessResponse | JSONResponse:
+async def ready(db: SessionDep, models: ModelsDep, settings: SettingsDep) -> ReadinessResponse | JSONResponse:
     """Ready means: every model loaded (checksum verified) and the database answering."""
-    problem = await database_problem(db)
+    problem = await database_problem(db, settings.HEALTH_CHECK_TIMEOUT)
     body = ReadinessResponse(
         status="ok" if models.ready and problem is None else "error",
         database="ok" if problem is None else "unreachable",

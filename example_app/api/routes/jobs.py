@@ -6,9 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from example_app.api.dependencies import JobServiceDep, SessionDep, SessionMakerDep, require_active_user
+from example_app.api.dependencies import (
+    JobServiceDep,
+    SessionDep,
+    SessionMakerDep,
+    SettingsDep,
+    require_active_user,
+)
 from example_app.api.errors import responses
-from example_app.core.config import get_settings
 from example_app.schemas.job import JobResponse
 from example_app.services.job import watch_job
 
@@ -38,6 +43,7 @@ async def job_events(
     job: Annotated[JobResponse, Depends(existing_job)],
     db: SessionDep,
     sessions: SessionMakerDep,
+    settings: SettingsDep,
     last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """One event per status change (todo, doing, succeeded...) until the job ends.
@@ -47,7 +53,7 @@ async def job_events(
     # The request's session served the checks above; the stream may last minutes, and holds no
     # connection while it waits: each look at the job is a short session of its own.
     await db.close()
-    interval = get_settings().JOB_EVENTS_POLL_SECONDS
+    interval = settings.JOB_EVENTS_POLL_SECONDS
     async for change in watch_job(sessions, job.id, after=last_event_id or 0, interval=interval):
         yield ServerSentEvent(data=change, event="status", id=str(change.id))
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Row
 from example_app.api.dependencies import CurrentUser, PostServiceDep, SearchServiceDep, require_active_user
 from example_app.api.errors import responses
 from example_app.api.params import Limit, PostId, Skip
-from example_app.core.config import get_settings
+from example_app.core.config import API_V1_PREFIX
 from example_app.models import Post
 from example_app.schemas.common import Storable, Visible
 from example_app.schemas.post import PostCreate, PostResponse, PostUpdate, PostWithAuthor
@@ -58,7 +58,7 @@ EMBEDDING_JOB: dict[str, Any] = {
 
 def link_embedding_job(response: Response, service: PostServiceDep) -> None:
     if service.embedding_job is not None:
-        response.headers["Embedding-Job"] = f"{get_settings().API_V1_PREFIX}/jobs/{service.embedding_job}"
+        response.headers["Embedding-Job"] = f"{API_V1_PREFIX}/jobs/{service.embedding_job}"
 
 
 @router.get("/{post_id}", response_model=PostWithAuthor, responses=responses(404, 422, 503))
