@@ -1,6 +1,6 @@
 """The reference app's own hot path, measured (PF02, PF03, PF04): every figure from one run.
 
-1. The app's routes against the same SQL elsewhere. The real app (example_app.main:app) under
+1. The app's routes against the same SQL elsewhere. The real app (example_app.main.create_app) under
    uvicorn, 1 worker on loopback, and small apps that run the very SQL the app sends (captured
    from the app's services at the start of the run): raw asyncpg, and a sync Session in a `def`
    route and in an `async def` route (the original guide). `wrk` loads each with `connections`
@@ -255,13 +255,16 @@ async def capture_sql(database_url: str) -> dict[str, dict[str, Any]]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from example_app.core.config import get_settings
+    from example_app.core.config import load_settings
     from example_app.core.database import WITHOUT_TRANSACTION, create_engine
+    from example_app.core.security import Passwords
     from example_app.services.errors import NotFoundError
     from example_app.services.post import PostService
     from example_app.services.user import UserService
 
-    engine = create_engine(get_settings().model_copy(update={"DATABASE_URL": database_url}))
+    settings = load_settings(DATABASE_URL=database_url)
+    engine = create_engine(settings)
+    passwords = Passwords.from_settings(settings)  # the service needs one; a read hashes nothing
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     sent: list[tuple[str, list[Any]]] = []
 
@@ -273,7 +276,7 @@ async def capture_sql(database_url: str) -> dict[str, dict[str, Any]]:
     reads: dict[str, Callable[[AsyncSession], Any]] = {
         "get_post": lambda s: PostService(s).get_with_author(marks["id"]),
         "list_posts": lambda s: PostService(s).list_posts(skip=marks["skip"], limit=marks["limit"]),
-        "get_user": lambda s: UserService(s).get(marks["id"]),
+        "get_user": lambda s: UserService(s, passwords).get(marks["id"]),
     }
     queries: dict[str, dict[str, Any]] = {}
     try:
@@ -445,12 +448,12 @@ async def serialization_us(database_url: str, repeat: int = 2_000) -> dict[str, 
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from example_app.api.routes import posts
-    from example_app.core.config import get_settings
+    from example_app.core.config import load_settings
     from example_app.core.database import create_engine
     from example_app.schemas.post import PostResponse, PostWithAuthor
     from example_app.services.post import PostService
 
-    engine = create_engine(get_settings().model_copy(update={"DATABASE_URL": database_url}))
+    engine = create_engine(load_settings(DATABASE_URL=database_url))
     try:
         async with async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)() as session:
             post = await PostService(session).get_with_author(1)
@@ -530,14 +533,16 @@ def run(
         ExitStack() as servers,
     ):
         print(f"PostgreSQL: {server.description}", file=sys.stderr)
-        # The app's modules read their settings at import; ours point at the scratch database.
-        os.environ["DATABASE_URL"] = server.url
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+        # The servers' settings (from their environment) and the tokens' share the key.
+        from example_app.core.config import load_settings
+
+        settings = load_settings(DATABASE_URL=server.url, SECRET_KEY=secrets.token_urlsafe(32))
+        assert settings.SECRET_KEY is not None
         postgres = seed(server.url)
         queries = asyncio.run(capture_sql(server.url))
         env = {
             "DATABASE_URL": server.url,
-            "SECRET_KEY": os.environ["SECRET_KEY"],
+            "SECRET_KEY": settings.SECRET_KEY.get_secret_value(),
             "BENCH_SQL": json.dumps(queries),
         }
         started = []
@@ -551,7 +556,7 @@ def run(
 
         from example_app.core.security import create_access_token
 
-        tokens = [(i, create_access_token(i, timedelta(hours=6))) for i in range(1, TOKENS + 1)]
+        tokens = [(i, create_access_token(settings, i, timedelta(hours=6))) for i in range(1, TOKENS + 1)]
         scripts = {}
         for route in ROUTES.values():
             scripts[route.key] = Path(tmp) / f"{route.key}.lua"

@@ -1,15 +1,17 @@
 """The servers of the hot-path benchmark (bench/hot_path.py). uvicorn serves `create_app`
 (`--factory`) with BENCH_VARIANT set:
 
-- `app`: the reference app (example_app.main:app) as it is, plus one route for the slow-query load
-  of PF04: GET /bench/slow, a 20 ms query through the app's own session dependency;
-- `app` with BENCH_RESTORE naming levers: the app with what the hot-path work changed put back,
-  one override each (`pre_ping`: an engine that pings at every checkout; `transaction`: reads in
-  a transaction; `whole_rows`: every column, the author by a second SELECT; `def_providers`:
-  the service providers as plain `def`, which FastAPI runs in its threadpool;
-  `built_per_request`: the statements built on every call; `orm_objects`: the reads loading
-  table objects through the ORM rather than rows; `fair_pool`: SQLAlchemy's own pool queue,
-  where a request arriving as a connection comes back takes it before those waiting);
+- `app`: the reference app as its factory makes it (`example_app.main.create_app`, from the
+  environment's settings), plus one route for the slow-query load of PF04: GET /bench/slow, a
+  20 ms query through the app's own session dependency;
+- `app` with BENCH_RESTORE naming levers: that app with what the hot-path work changed put back,
+  one dependency override each (`pre_ping`: sessions on an engine that pings at every checkout;
+  `transaction`: reads in a transaction; `whole_rows`: every column, the author by a second
+  SELECT; `def_providers`: the service providers as plain `def`, which FastAPI runs in its
+  threadpool; `built_per_request`: the statements built on every call; `orm_objects`: the
+  reads loading table objects through the ORM rather than rows; `fair_pool`: SQLAlchemy's own
+  pool queue, where a request arriving as a connection comes back takes it before those
+  waiting);
 - `raw-asyncpg`, `async-asyncsession`, `def-sync-session`, `async-sync-session`: small apps
   serving the same three reads with the very SQL the app sends (BENCH_SQL, captured by the
   bench), through asyncpg alone, AsyncSession with a text query (Decision 6's variant), and a
@@ -25,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
 LEVERS = (
     "fair_pool",
@@ -63,16 +65,29 @@ def create_app() -> FastAPI:
 
 def reference_app(restore: Sequence[str]) -> FastAPI:
     from sqlalchemy import Integer, bindparam, text
+    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
     from sqlalchemy.orm import joinedload, selectinload
     from sqlmodel import col, select
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from example_app.api.dependencies import SessionDep, get_db, get_post_service, get_user_service
-    from example_app.main import app
+    from example_app.api.dependencies import (
+        READS,
+        ResourcesDep,
+        SessionDep,
+        get_db,
+        get_post_service,
+        get_user_service,
+    )
+    from example_app.core.config import load_settings
+    from example_app.core.database import create_sessionmaker
+    from example_app.main import create_app as create_reference_app
     from example_app.models import Post, User
     from example_app.services.errors import NotFoundError
     from example_app.services.post import WITHOUT_EMBEDDING, PostService
     from example_app.services.user import UserService
+
+    settings = load_settings()  # the environment's, as `uvicorn example_app.main:app` reads them
+    app = create_reference_app(settings)
 
     # --8<-- [start:slow_route]
     async def slow(db: SessionDep) -> dict[str, bool]:  # a slow query, through the app's session
@@ -82,29 +97,28 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
     app.add_api_route("/bench/slow", slow, methods=["GET"])
     # --8<-- [end:slow_route]
 
-    async def release() -> dict[str, bool]:  # between its turns, a server holds no connection
-        from example_app.core.database import SessionLocal
+    engines: list[AsyncEngine] = []  # besides the app's own: the one a restored lever gives its sessions
 
-        await SessionLocal.kw["bind"].dispose()
+    async def release(resources: ResourcesDep) -> dict[str, bool]:  # between its turns, no connection
+        for engine in (resources.engine, *engines):
+            await engine.dispose()
         return {"released": True}
 
     app.add_api_route(RELEASE, release, methods=["POST"])
 
+    sessions: async_sessionmaker[AsyncSession] | None = None  # None: the app's own (its resources')
     if "pre_ping" in restore or "fair_pool" in restore:
         from sqlalchemy import event
         from sqlalchemy.ext.asyncio import create_async_engine
         from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-        from example_app.core.config import get_settings
         from example_app.core.database import (
             FairPool,
-            SessionLocal,
             connect_args,
             discard_closed,
             refuse_writes_without_transaction,
         )
 
-        settings = get_settings()
         engine = create_async_engine(
             settings.database_url,
             # What the app had: BEGIN, a ping and ROLLBACK at each checkout...
@@ -122,16 +136,22 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
         if "pre_ping" not in restore:
             event.listen(engine.sync_engine, "checkout", discard_closed)
         event.listen(engine.sync_engine, "before_cursor_execute", refuse_writes_without_transaction)
-        SessionLocal.configure(bind=engine)
+        engines.append(engine)
+        sessions = create_sessionmaker(engine)
 
-    if "transaction" in restore:
-        from example_app.core.database import SessionLocal
+    if sessions is not None or "transaction" in restore:
+        in_a_transaction = "transaction" in restore
 
-        async def get_db_in_a_transaction() -> AsyncIterator[AsyncSession]:
-            async with SessionLocal() as session:  # every request: BEGIN ... ROLLBACK or COMMIT
+        # get_db as the app has it, with the sessions of the engine above and/or, for
+        # `transaction`, no read options: every request then runs BEGIN ... ROLLBACK or COMMIT.
+        async def get_db_restored(request: Request, resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+            reads = request.method in READS and not in_a_transaction
+            options = resources.read_options if reads else {}
+            factory = sessions if sessions is not None else resources.sessions
+            async with factory(execution_options=options) as session:
                 yield session
 
-        app.dependency_overrides[get_db] = get_db_in_a_transaction
+        app.dependency_overrides[get_db] = get_db_restored
 
     # What the app read before its reads returned rows: table objects, loaded by the ORM. The
     # routes' response_model reads either alike, by attribute.
@@ -207,14 +227,14 @@ def reference_app(restore: Sequence[str]) -> FastAPI:
     def def_posts(db: SessionDep) -> PostService:  # a plain def: a thread hop per request
         return posts_class(db)
 
-    def def_users(db: SessionDep) -> UserService:
-        return users_class(db)
+    def def_users(db: SessionDep, resources: ResourcesDep) -> UserService:
+        return users_class(db, resources.passwords)
 
     async def async_posts(db: SessionDep) -> PostService:
         return posts_class(db)
 
-    async def async_users(db: SessionDep) -> UserService:
-        return users_class(db)
+    async def async_users(db: SessionDep, resources: ResourcesDep) -> UserService:
+        return users_class(db, resources.passwords)
 
     if restore:
         plain = "def_providers" in restore

@@ -1,12 +1,13 @@
 """Reading the prediction log, measured (ML05, ML08): a deep page by keyset against OFFSET, and the
 export streamed against built whole, over a log of 100,000 rows, in one run.
 
-The real app (example_app.main:app) under uvicorn, one process each, on a scratch database
+The real app (example_app.main.create_app) under uvicorn, one process each, on a scratch database
 (BENCH_DATABASE_URL, else a throwaway server) migrated by Alembic and filled in SQL. The
 predictions API has no skip/limit route and no unstreamed export, so `create_app` adds the two it
-is compared against, each the app's own statement and answer with one thing changed (`compared`
-below): the page positioned by OFFSET instead of the (created_at, id) row comparison, and the
-export fetched with `.all()` and sent as one body instead of read through a server-side cursor.
+is compared against to an app of its own, each the app's own statement and answer with one thing
+changed (`compared` below): the page positioned by OFFSET instead of the (created_at, id) row
+comparison, and the export fetched with `.all()` and sent as one body instead of read through a
+server-side cursor.
 
 1. Pages: at each depth, the bench first checks that both routes answer the same rows; then wrk
    keeps `connections` clients asking for that page, one way and then the other (the order
@@ -81,21 +82,24 @@ FROM generate_series(1, %(n)s) i
 
 
 def create_app() -> "FastAPI":
-    """The app with the two routes it is compared against (uvicorn `--factory`)."""
-    # Imported here: the app reads its settings (DATABASE_URL) at import, and the bench itself
-    # imports this module before it has a database. (No `from __future__ import annotations` in
-    # this module: FastAPI reads the routes' annotations, which name these local imports.)
+    """The app, made from the environment's settings, with the two routes it is compared against
+    (uvicorn `--factory`)."""
+    # Imported here: example_app.main makes its `app` from the environment's settings when it is
+    # imported, and the bench itself imports this module before it has a database. (No
+    # `from __future__ import annotations` in this module: FastAPI reads the routes' annotations,
+    # which name these local imports.)
     from fastapi import APIRouter, Depends, Response
     from sqlalchemy import select
     from sqlmodel import col
 
     from example_app.api.dependencies import SessionDep, require_active_user
     from example_app.api.params import Limit, Skip
-    from example_app.main import app
+    from example_app.main import create_app as create_reference_app
     from example_app.models import PredictionLog
     from example_app.schemas.prediction import ExportedPrediction, LoggedPrediction, PredictionPage
     from example_app.services.prediction import LOG_COLUMNS
 
+    app = create_reference_app()
     router = APIRouter(dependencies=[Depends(require_active_user)])  # a token, as the log's routes
 
     # --8<-- [start:compared]

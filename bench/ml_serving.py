@@ -1,6 +1,6 @@
 """ML serving, measured (ML02, ML04): where inference runs, and what batching buys, in one run.
 
-1. Inference placement. The real app (example_app.main:app) under uvicorn, 1 worker on
+1. Inference placement. The real app (example_app.main.create_app) under uvicorn, 1 worker on
    loopback, with inference on the event loop, in the threadpool behind the capacity limiter
    (the app's choice; also with a limit of 1), or in a process pool of 2: one override each, in
    `bench/ml_serving_apps.py`; and the app's choice with every request admitted (no admission
@@ -540,7 +540,7 @@ async def log_inserts(database_url: str, rows: list[list[float]]) -> list[Throug
     from sqlalchemy.ext.asyncio import async_sessionmaker
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from example_app.core.config import get_settings
+    from example_app.core.config import load_settings
     from example_app.core.database import create_engine
     from example_app.ml.artifact import LoadedModel, Prediction, load_model
     from example_app.ml.inference import Inference
@@ -561,7 +561,7 @@ async def log_inserts(database_url: str, rows: list[list[float]]) -> list[Throug
     import numpy as np
 
     prediction = model.predict_proba(np.asarray(rows, dtype=np.float32))
-    engine = create_engine(get_settings().model_copy(update={"DATABASE_URL": database_url}))
+    engine = create_engine(load_settings(DATABASE_URL=database_url))
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     inserts = 0
 
@@ -648,8 +648,6 @@ def run(
         ExitStack() as servers,
     ):
         print(f"PostgreSQL: {server.description}", file=sys.stderr)
-        # The app's modules read their settings at import; ours point at the scratch database.
-        os.environ.setdefault("DATABASE_URL", server.url)
         secret_key = secrets.token_urlsafe(32)
         started = []
         for variant in variants:  # boot side by side while the database is migrated

@@ -1,4 +1,4 @@
-"""Where inference runs, three ways: each is the real app (example_app.main:app) with one override.
+"""Where inference runs, three ways: each is the real app (example_app.main.create_app) with one override.
 
 uvicorn serves `bench.ml_serving_apps:create_app` (`--factory`) with BENCH_VARIANT set:
 
@@ -94,14 +94,15 @@ def create_app() -> FastAPI:
     # Imported here, not at the top: the pool's worker processes import this module too, and
     # need neither the app nor its settings.
     from example_app.api.dependencies import get_inference
-    from example_app.core.config import get_settings
-    from example_app.main import app
+    from example_app.core.config import load_settings
+    from example_app.main import create_app as create_reference_app
 
+    settings = load_settings()  # the environment's, as `uvicorn example_app.main:app` reads them
+    app = create_reference_app(settings)
     placement = os.environ.get("BENCH_VARIANT", "threadpool")
     if placement == "on-loop":
         app.dependency_overrides[get_inference] = OnLoop
     elif placement == "process-pool":
-        settings = get_settings()
         app_lifespan = app.router.lifespan_context
 
         @asynccontextmanager

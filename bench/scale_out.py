@@ -30,6 +30,7 @@ from bench.hot_path import POSTS, USERS, seed, wrk
 from bench.servers import Uvicorn
 from devtools.pgbouncer import pgbouncer
 from devtools.postgres_provider import provide
+from example_app.core.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "bench" / "results" / "scale_out.txt"
@@ -83,12 +84,15 @@ class Results:
         return next(m for m in self.measures if m.config == config and m.route == route)
 
 
-def scripts(folder: Path) -> dict[str, Path]:
-    """wrk's Lua for each route: the read picks any post; the write, a client's own post."""
+def scripts(folder: Path, settings: Settings) -> dict[str, Path]:
+    """wrk's Lua for each route: the read picks any post; the write, a client's own post, with a
+    token signed with the servers' key (`settings`)."""
     from example_app.core.security import create_access_token
 
     owners = owned_posts()
-    tokens = ", ".join(json.dumps(f"Bearer {create_access_token(u, timedelta(hours=6))}") for u, _ in owners)
+    tokens = ", ".join(
+        json.dumps(f"Bearer {create_access_token(settings, u, timedelta(hours=6))}") for u, _ in owners
+    )
     posts = ", ".join(str(post) for _, post in owners)
     any_post = f'"{PREFIX}/posts/" .. math.random(1, {POSTS})'
     read = f'request = function()\n  return wrk.format("GET", {any_post})\nend\n'
@@ -136,9 +140,8 @@ def run(seconds: int = 8, connections: int = 32, rounds: int = 2, warmup: int = 
         server = stack.enter_context(provide("BENCH_DATABASE_URL", dbname="bench"))
         print(f"PostgreSQL: {server.description}", file=sys.stderr)
         postgres = seed(server.url)
-        os.environ["DATABASE_URL"] = server.url  # the app's settings, read to sign the tokens
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
-        lua = scripts(folder)
+        lua = scripts(folder, load_settings(DATABASE_URL=server.url))  # SECRET_KEY: the servers'
         pooled_url = stack.enter_context(pgbouncer(server.url, pool_size=POOLER_SIZE))
         for round_ in range(rounds):
             for config in CONFIGS if round_ % 2 == 0 else CONFIGS[::-1]:

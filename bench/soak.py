@@ -21,12 +21,15 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.decision6 import parse_wrk
 from devtools.postgres_provider import free_port, provide
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "bench" / "results" / "soak.txt"
@@ -96,13 +99,12 @@ def _proc(field: str) -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field))) / 1024
 
 
-def _snapshot(database_url: str) -> Snapshot:
+def _snapshot(database_url: str, app: FastAPI) -> Snapshot:
+    """The counts of `app`'s pool (its lifespan's engine), and of the connections PostgreSQL lists
+    for it, with this process's memory and descriptors."""
     import asyncio
 
     import asyncpg
-
-    from example_app.core.config import get_settings
-    from example_app.core.database import engine
 
     async def activity() -> tuple[int, int]:
         conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
@@ -110,14 +112,14 @@ def _snapshot(database_url: str) -> Snapshot:
             row = await conn.fetchrow(
                 "SELECT count(*) AS n, count(*) FILTER (WHERE state = 'active') AS active "
                 "FROM pg_stat_activity WHERE application_name = $1",
-                get_settings().DB_APPLICATION_NAME,
+                app.state.settings.DB_APPLICATION_NAME,
             )
             assert row is not None
             return int(row["n"]), int(row["active"])
         finally:
             await conn.close()
 
-    pool: Any = engine.pool
+    pool: Any = app.state.resources.engine.pool
     connections, active = asyncio.run(activity())
     return Snapshot(
         pool_size=pool.size(),
@@ -176,14 +178,14 @@ def _posts(database_url: str, author_id: int) -> None:
     asyncio.run(insert())
 
 
-def _serve(port: int) -> Any:
+def _serve(app: FastAPI, port: int) -> Any:
     import logging
 
     import uvicorn
 
     logging.getLogger("procrastinate").setLevel(logging.WARNING)  # a line per deferred job otherwise
 
-    config = uvicorn.Config("example_app.main:app", host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     config.access_log = False
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, daemon=True).start()
@@ -210,8 +212,10 @@ def run(seconds: int = 60, connections: int = 64, warmup: int = 5) -> SoakResult
         version = _migrate(server.url)
         os.environ["DATABASE_URL"] = server.url  # before the app is imported: its settings
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+        from example_app.main import app  # what `uvicorn example_app.main:app` serves
+
         port = free_port()
-        app_server = _serve(port)
+        app_server = _serve(app, port)
         base = f"http://127.0.0.1:{port}"
         try:
             signup = {"email": "soak@example.com", "password": PASSWORD, "name": "Soak"}
@@ -225,11 +229,11 @@ def run(seconds: int = 60, connections: int = 64, warmup: int = 5) -> SoakResult
             if warmup:
                 _wrk(base, script, connections, warmup, args)  # the pool filled, code paths warm
             time.sleep(1)
-            before = _snapshot(server.url)
+            before = _snapshot(server.url, app)
             output = _wrk(base, script, connections, seconds, args)
-            after = _snapshot(server.url)
+            after = _snapshot(server.url, app)
             time.sleep(3)
-            settled = _snapshot(server.url)
+            settled = _snapshot(server.url, app)
         finally:
             app_server.should_exit = True
             time.sleep(1)
