@@ -28,7 +28,6 @@ from example_app.ml.registry import DIGITS, ModelRegistry
 from example_app.models.timestamps import utcnow
 
 
-# --8<-- [start:resources]
 @dataclass
 class Resources:
     settings: Settings
@@ -74,6 +73,3 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             gc.unfreeze()
     finally:
         await engine.dispose()  # close pooled connections on shutdown
-
-
-# --8<-- [end:resources]

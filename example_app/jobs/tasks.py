@@ -20,6 +20,7 @@ from example_app.models import Post
 log = logging.getLogger(__name__)
 
 
+# --8<-- [start:worker_resources]
 @dataclass(frozen=True)
 class WorkerResources:
     """What a worker process opened (jobs/worker.py), handed to each job through its context."""
@@ -32,6 +33,9 @@ class WorkerResources:
     def of(context: JobContext) -> WorkerResources:
         resources: WorkerResources = context.additional_context["resources"]
         return resources
+
+
+# --8<-- [end:worker_resources]
 
 
 # --8<-- [start:embed_post]
