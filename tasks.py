@@ -25,6 +25,11 @@ def _in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 
 
+def lock_digest() -> str:
+    """What the venv was installed from: the pins and the project's metadata."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in LOCKS)).hexdigest()
+
+
 # --8<-- [start:bootstrap]
 def _bootstrap() -> None:
     """Create/refresh venv/ and re-run this command inside it."""
@@ -33,7 +38,7 @@ def _bootstrap() -> None:
     if not VENV_PYTHON.exists():
         print("creating venv/ ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in LOCKS)).hexdigest()
+    digest = lock_digest()
     if not STAMP.exists() or STAMP.read_text() != digest:
         print("installing pinned dependencies into venv/ ...", file=sys.stderr)
         pip = [str(VENV_PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]

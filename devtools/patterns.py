@@ -1,7 +1,9 @@
 """The pattern catalogue (PATTERNS.md) and which tests verify which item.
 
 Tests carry `@pytest.mark.pattern("E05", ...)`; this module reads those marks statically (no
-database needed) so that `tasks.py patterns` and the guide's pattern index agree.
+database needed) so that `tasks.py patterns` and the guide's pattern index agree. A test marked
+`@pytest.mark.system` (or a module with it in `pytestmark`) belongs to the full tier only
+(`tasks.py test --all`); every other test runs in the default tier (`tasks.py test`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,30 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE_PATHS = (ROOT.parent / "shared" / "PATTERNS.md", Path(__file__).with_name("PATTERNS.md"))
 ROW = re.compile(r"^\|\s*(?P<id>[A-Z]{1,2}\d{2})\s*\|(?P<rest>.*)\|\s*$")
 # Groups whose every item must have a test (ML items arrive with their own issue).
-REQUIRED_GROUPS = ("W", "D", "S", "M", "SC", "R", "SV", "DB", "MG", "T", "TS", "E", "AU", "HD", "PF")
+REQUIRED_GROUPS = (
+    *("W", "D", "S", "M", "SC", "R", "SV", "DB", "MG", "T", "TS", "E"),
+    *("AU", "HD", "PF", "DP", "TT"),
+)
 # Items of groups that are only partly built yet: the ML items are (serving, the log, search, jobs).
 REQUIRED_ITEMS = (
     *("ML01", "ML02", "ML03", "ML04", "ML05", "ML06"),
     *("ML07", "ML08", "ML09", "ML10", "ML11", "ML12"),
 )
+
+
+SYSTEM = "system"  # the mark of a full-tier test
+# --8<-- [start:slow_only]
+# The only catalogue items proved in the full tier alone, each for what it cannot do without:
+# everything else has a test in the default tier, in one process, rolled back per test.
+SLOW_ONLY = {
+    "DP02": "a PgBouncer process in front of the server, in transaction mode",
+    "DP04": "a signal to a server process (SIGTERM) while clients wait on it",
+    "DP05": "a container image built and run by a Docker engine",
+    "HD03": "a stream of schemathesis cases against a served app",
+    "HD06": "a minute of load from wrk against a served app",
+    "TT03": "a fresh clone in a private directory, its own venv and server",
+}
+# --8<-- [end:slow_only]
 
 
 @dataclass(frozen=True)
@@ -36,9 +56,28 @@ class Coverage:
     items: dict[str, Item]
     tests: dict[str, list[str]] = field(default_factory=dict)  # id -> ["tests/x.py::test_y"]
     unknown: dict[str, list[str]] = field(default_factory=dict)  # marks naming no item
+    system: set[str] = field(default_factory=set)  # the tests of the full tier only
 
     def missing(self, groups: tuple[str, ...] = REQUIRED_GROUPS) -> list[str]:
         return [i for i, item in self.items.items() if required(item, groups) and not self.tests.get(i)]
+
+    def default_tests(self, item_id: str) -> list[str]:
+        return [t for t in self.tests.get(item_id, []) if t not in self.system]
+
+    def tier(self, item_id: str) -> str:
+        """"default" when a default-tier test proves the item, "full" when only system tests do."""
+        if self.default_tests(item_id):
+            return "default"
+        return "full" if self.tests.get(item_id) else "-"
+
+    def missing_default(self, groups: tuple[str, ...] = REQUIRED_GROUPS) -> list[str]:
+        """Required items with tests, none of them in the default tier, and not in SLOW_ONLY."""
+        return [
+            i
+            for i, item in self.items.items()
+            if required(item, groups) and self.tests.get(i) and not self.default_tests(i)
+            if i not in SLOW_ONLY
+        ]
 
 
 def required(item: Item, groups: tuple[str, ...] = REQUIRED_GROUPS) -> bool:
@@ -62,6 +101,12 @@ def load_catalogue(path: Path | None = None) -> dict[str, Item]:
     return items
 
 
+def _is_system(decorator: ast.expr) -> bool:
+    """Whether the expression is `pytest.mark.system` (or a call of it, with a reason)."""
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return isinstance(node, ast.Attribute) and node.attr == SYSTEM
+
+
 def _mark_ids(decorator: ast.expr) -> list[str]:
     """IDs of a `pytest.mark.pattern("A01", "B02")` expression, else []."""
     if not isinstance(decorator, ast.Call):
@@ -72,42 +117,60 @@ def _mark_ids(decorator: ast.expr) -> list[str]:
     return []
 
 
-def _visit(nodes: list[ast.stmt], prefix: str, inherited: list[str], out: dict[str, list[str]]) -> None:
+def _visit(
+    nodes: list[ast.stmt],
+    prefix: str,
+    inherited: list[str],
+    system: bool,
+    out: dict[str, list[str]],
+    system_tests: set[str],
+) -> None:
     """Add `prefix + test name` under each ID marked on it (or on its class/module)."""
     for node in nodes:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
+            slow = system or any(_is_system(d) for d in node.decorator_list)
         if isinstance(node, ast.ClassDef):
-            ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
-            _visit(node.body, f"{prefix}{node.name}::", ids, out)
+            _visit(node.body, f"{prefix}{node.name}::", ids, slow, out, system_tests)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
-            ids = inherited + [i for d in node.decorator_list for i in _mark_ids(d)]
+            test = f"{prefix}{node.name}"
+            if slow:
+                system_tests.add(test)
             for item_id in dict.fromkeys(ids):
-                out.setdefault(item_id, []).append(f"{prefix}{node.name}")
+                out.setdefault(item_id, []).append(test)
 
 
-def collect_marks(tests_dir: Path | None = None) -> dict[str, list[str]]:
-    """id -> test node ids, from decorators on test functions and classes, and `pytestmark`."""
+def _module_marks(tree: ast.Module) -> list[ast.expr]:
+    """The expressions of the module's `pytestmark = ...` (one mark or a list of them)."""
+    return [
+        expr
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
+        for expr in (node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value])
+    ]
+
+
+def collect_marks(tests_dir: Path | None = None) -> tuple[dict[str, list[str]], set[str]]:
+    """id -> test node ids, from decorators on test functions and classes, and `pytestmark`;
+    and the node ids of the tests marked `system`."""
     found: dict[str, list[str]] = {}
+    system_tests: set[str] = set()
     base = tests_dir or ROOT / "tests"
     for path in sorted(base.rglob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         rel = path.relative_to(ROOT).as_posix()
-        module_ids = [
-            i
-            for node in tree.body
-            if isinstance(node, ast.Assign)
-            and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
-            for expr in (node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value])
-            for i in _mark_ids(expr)
-        ]
-        _visit(tree.body, f"{rel}::", module_ids, found)
-    return found
+        marks = _module_marks(tree)
+        module_ids = [i for expr in marks for i in _mark_ids(expr)]
+        _visit(tree.body, f"{rel}::", module_ids, any(map(_is_system, marks)), found, system_tests)
+    return found, system_tests
 
 
 def coverage() -> Coverage:
     items = load_catalogue()
-    marks = collect_marks()
+    marks, system_tests = collect_marks()
     return Coverage(
         items=items,
         tests={i: marks.get(i, []) for i in items},
         unknown={i: tests for i, tests in marks.items() if i not in items},
+        system=system_tests,
     )

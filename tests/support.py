@@ -177,6 +177,32 @@ def http_client(app: FastAPI, base_url: str = "http://test") -> AsyncClient:
     return AsyncClient(transport=ASGITransport(app=app), base_url=base_url, event_hooks=NO_SECRETS)
 
 
+@contextlib.contextmanager
+def served_in_thread(app: FastAPI) -> Iterator[str]:
+    """uvicorn serving `app` (its lifespan included) on a loopback port, from a thread of this
+    process with an event loop of its own; its base URL. Stopped (lifespan shut down) on exit."""
+    import threading
+
+    import uvicorn
+
+    from devtools.postgres_provider import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped during start-up"
+        assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 @dataclass(frozen=True)
 class ServedApp:
     """The app under uvicorn, in a process of its own, on a loopback port."""

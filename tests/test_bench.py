@@ -39,6 +39,7 @@ def test_wrk_output_is_parsed() -> None:
     assert parse_wrk(WRK_OUTPUT) == (44.06, 696.4, 1570.0, 7)
 
 
+@pytest.mark.system("wrk load against served apps")
 @pytest.mark.pattern("E03", "D11")
 def test_benchmark_runs_every_variant_under_wrk(scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_DATABASE_URL", scratch_url)  # it seeds its own database
@@ -69,6 +70,7 @@ def test_the_shed_requests_are_counted_apart_from_errors() -> None:
     assert run.ok_per_s == pytest.approx(434 / 10.01)
 
 
+@pytest.mark.system("wrk load against served apps")
 @pytest.mark.pattern("ML02", "ML04")
 def test_ml_serving_benchmark_runs_every_placement_and_comparison(
     scratch_url: str, monkeypatch: pytest.MonkeyPatch

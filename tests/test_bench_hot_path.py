@@ -21,6 +21,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 SMOKE = ("original", "def-sync", "asyncsession", "raw", "before", "app")
 
 
+@pytest.mark.system("wrk load against served apps")
 @pytest.mark.pattern("PF02", "PF04")
 def test_the_benchmark_serves_the_app_beside_the_same_sql(
     scratch_url: str, monkeypatch: pytest.MonkeyPatch

@@ -8,6 +8,7 @@ import pytest
 from bench import log_reading
 
 
+@pytest.mark.system("a benchmark run against served apps")
 @pytest.mark.pattern("ML05", "ML08")
 def test_log_reading_benchmark_compares_keyset_with_offset_and_the_stream_with_one_body(
     scratch_url: str, monkeypatch: pytest.MonkeyPatch

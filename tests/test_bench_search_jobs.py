@@ -8,6 +8,7 @@ import pytest
 from bench import jobs, vector_search
 
 
+@pytest.mark.system("a benchmark run")
 @pytest.mark.pattern("ML06")
 def test_vector_search_benchmark_compares_hnsw_with_the_exact_scan(
     scratch_url: str, monkeypatch: pytest.MonkeyPatch
@@ -22,6 +23,7 @@ def test_vector_search_benchmark_compares_hnsw_with_the_exact_scan(
     assert table.count("1.0x") >= 1  # the exact scan is the reference row
 
 
+@pytest.mark.system("worker processes under a benchmark")
 @pytest.mark.pattern("ML07")
 def test_jobs_benchmark_runs_one_and_two_workers(scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_DATABASE_URL", scratch_url)

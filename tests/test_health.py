@@ -77,6 +77,7 @@ async def test_health_503_is_bounded_when_the_database_hangs(app: FastAPI) -> No
     assert elapsed < timeout + 1.5
 
 
+@pytest.mark.system("a server of its own, started and stopped")
 @pytest.mark.pattern("S03")
 async def test_health_503_when_the_server_is_stopped(app: FastAPI) -> None:
     """A real server that was up and is then stopped: 503, not a traceback or a hang."""

@@ -1,9 +1,10 @@
 """The hot path: round trips per route, counted on the wire (PF01), and pooled connections that
 the server kills (PF03).
 
-The app runs as deployed (uvicorn, its own engine and pool, no override) on a database of its
-own, migrated and seeded here, and reaches PostgreSQL through the proxy of tests/wire.py, which
-records every round trip the app makes.
+The app runs as deployed (made by create_app, served by uvicorn on a loopback port from a thread
+of this process, its own engine and pool, no override) on a database of its own, migrated and
+seeded here, and reaches PostgreSQL through the proxy of tests/wire.py, which records every
+round trip the app makes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.support import bearer, path, scratch_database, served_app, sync_url
+from example_app.core.config import Settings
+from tests.support import bearer, path, scratch_database, served_in_thread, sync_url
 from tests.wire import WireCounter
 
 
@@ -56,9 +58,9 @@ def hot_url(database_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def hot_app(hot_url: str, password_hash: str) -> Iterator[HotApp]:
-    from example_app.core.config import get_settings
+def hot_app(hot_url: str, password_hash: str, settings: Settings) -> Iterator[HotApp]:
     from example_app.core.security import create_access_token
+    from example_app.main import create_app
 
     url = hot_url
     db = create_engine(sync_url(url), poolclass=NullPool)
@@ -83,15 +85,15 @@ def hot_app(hot_url: str, password_hash: str) -> Iterator[HotApp]:
             )
         with (
             WireCounter(url) as wire,
-            served_app(wire.url) as served,
-            httpx.Client(base_url=served.url, timeout=30) as http,
+            served_in_thread(create_app(settings.model_copy(update={"DATABASE_URL": wire.url}))) as base,
+            httpx.Client(base_url=base, timeout=30) as http,
         ):
             yield HotApp(
                 http,
                 wire,
                 db,
-                bearer(create_access_token(get_settings(), author_id)),
-                bearer(create_access_token(get_settings(), root_id)),
+                bearer(create_access_token(settings, author_id)),
+                bearer(create_access_token(settings, root_id)),
                 author_id,
                 other_id,
             )

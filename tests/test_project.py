@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
+from tests.migrations.workspace import Ran, alembic
 from tests.support import ROOT
 
 APP = ROOT / "example_app"
@@ -163,15 +164,18 @@ def test_dependencies_are_pinned() -> None:
 
 
 @pytest.mark.pattern("D10", "TS01")
-def test_tasks_runs_inside_the_venv_without_reinstalling() -> None:
-    result = subprocess.run(
-        [sys.executable, "tasks.py", "--list"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert "installing" not in result.stderr  # pins unchanged: nothing to do
-    assert "db.revision" in result.stdout
+def test_tasks_runs_inside_the_venv_without_reinstalling(capsys: pytest.CaptureFixture[str]) -> None:
+    from invoke.program import Program
+
+    import tasks
+
+    assert tasks._in_venv()  # this interpreter is the venv's: the bootstrap re-ran itself in it
+    assert tasks.STAMP.read_text() == tasks.lock_digest()  # pins unchanged: nothing to install
+    Program(namespace=tasks.ns).run(["tasks.py", "--list"], exit=False)
+    assert "db.revision" in capsys.readouterr().out
 
 
+@pytest.mark.system("a venv created by tasks.py's bootstrap")
 @pytest.mark.pattern("TS01", "D10")
 def test_a_failed_set_up_says_so_in_one_line(tmp_path: Path) -> None:
     """A broken install stops with a readable line, and is retried on the next run."""
@@ -190,15 +194,8 @@ def test_a_failed_set_up_says_so_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "venv" / ".installed-from").exists()  # not marked as done
 
 
-def _alembic(database_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ROOT / "venv" / "bin" / "alembic"), "current"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def _alembic(database_url: str) -> Ran:
+    return alembic(["current"], database_url, check=False)
 
 
 @pytest.mark.pattern("TS02")
@@ -221,6 +218,7 @@ def test_cannot_connect_is_one_readable_line(database_url: str) -> None:
 
 
 # --8<-- [start:test_uvicorn_boots]
+@pytest.mark.system("uvicorn as a process")
 @pytest.mark.pattern("W01", "W09")
 def test_the_app_boots_under_uvicorn_on_loopback(database_url: str, migrated: object) -> None:
     port = free_port()

@@ -123,6 +123,7 @@ def test_pgserver_wheel_binaries_are_a_candidate() -> None:
     assert "pgserver wheel" in origins  # a machine without apt or Docker still gets a server
 
 
+@pytest.mark.system("a local server started twice")
 @pytest.mark.pattern("T02")
 @pytest.mark.usefixtures("clean_env")
 def test_persistent_local_data_survives_a_restart() -> None:
@@ -243,6 +244,7 @@ def test_a_testcontainers_line_says_whether_the_container_has_pgvector(
     assert asked == [server.url]  # the container's server is the one asked
 
 
+@pytest.mark.system("local servers of two major versions")
 @pytest.mark.pattern("T02")
 def test_a_cluster_of_another_major_version_is_left_alone_and_said_so(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
@@ -287,6 +289,7 @@ def private_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+@pytest.mark.system("a copy of the server's binaries")
 @pytest.mark.pattern("TT03")
 @pytest.mark.usefixtures("clean_env")
 @as_root
@@ -376,6 +379,7 @@ with provide("DATABASE_URL", data_home=clone / ".pgdata", dbname="app") as serve
 """
 
 
+@pytest.mark.system("a git clone with a server of its own")
 @pytest.mark.pattern("TT03")
 @as_root
 def test_a_fresh_clone_in_a_private_directory_serves_with_pgvector(private_dir: Path) -> None:

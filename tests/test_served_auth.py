@@ -14,6 +14,8 @@ from alembic import command
 from devtools.docs_source import iter_fences
 from tests.support import ROOT, NewDatabase, ServedApp, alembic_config, served_app
 
+pytestmark = pytest.mark.system("the app served by uvicorn in a process of its own")
+
 MiB = 1024 * 1024
 
 

@@ -4,24 +4,62 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
 from example_app.core.config import MIN_SECRET_KEY_LENGTH, Settings
+from example_app.main import create_app
 from tests.support import ROOT
 
 A_KEY = "k" * MIN_SECRET_KEY_LENGTH
 
 
-def _start_app_with(env: dict[str, str], key: str | None = A_KEY) -> subprocess.CompletedProcess[str]:
-    """Import the app in a fresh interpreter, as uvicorn would at start-up."""
-    return subprocess.run(
+@dataclass(frozen=True)
+class Start:
+    returncode: int
+    stderr: str
+
+
+StartApp = Callable[..., Start]
+
+
+@pytest.fixture
+def start_app(monkeypatch: pytest.MonkeyPatch) -> StartApp:
+    """Make the app as `uvicorn example_app.main:app` does at start-up, from exactly `env`, in
+    this process: a SystemExit is what the interpreter prints on stderr, with exit status 1."""
+
+    def start(env: dict[str, str], key: str | None = A_KEY) -> Start:
+        for name in Settings.model_fields:  # the suite's own DATABASE_URL, SECRET_KEY...: not here
+            monkeypatch.delenv(name, raising=False)
+        for name, value in {**({"SECRET_KEY": key} if key is not None else {}), **env}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(ROOT / "tests")  # away from any .env file in the project root
+        try:
+            create_app()
+        except SystemExit as stop:
+            return Start(1, f"{stop.code}\n")
+        return Start(0, "")
+
+    return start
+
+
+@pytest.mark.system("a fresh interpreter, as uvicorn imports the app")
+@pytest.mark.pattern("S07", "AU05")
+def test_a_settings_error_is_one_line_on_stderr_and_exit_status_1() -> None:
+    """What the in-process tests below read from SystemExit is what a process prints."""
+    result = subprocess.run(
         [sys.executable, "-c", "import example_app.main"],
-        env={"PATH": "/usr/bin:/bin", **({"SECRET_KEY": key} if key is not None else {}), **env},
+        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": A_KEY, "DATABASE_URL": "postgresql://u@h/db"},
         cwd=ROOT / "tests",  # away from any .env file in the project root
         capture_output=True,
         text=True,
         timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Invalid settings: DATABASE_URL driver 'postgresql' is not supported; use postgresql+asyncpg://...\n"
     )
 
 
@@ -36,8 +74,8 @@ def _start_app_with(env: dict[str, str], key: str | None = A_KEY) -> subprocess.
         ("postgresql+asyncpg://u:p@localhost", "the URL names no database"),
     ],
 )
-def test_bad_database_url_fails_fast_with_one_line(url: str, message: str) -> None:
-    result = _start_app_with({"DATABASE_URL": url})
+def test_bad_database_url_fails_fast_with_one_line(start_app: StartApp, url: str, message: str) -> None:
+    result = start_app({"DATABASE_URL": url})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr  # one readable line, no traceback
@@ -49,15 +87,15 @@ def test_bad_database_url_fails_fast_with_one_line(url: str, message: str) -> No
 
 
 @pytest.mark.pattern("S07")
-def test_missing_database_url_names_the_variable() -> None:
-    result = _start_app_with({})
+def test_missing_database_url_names_the_variable(start_app: StartApp) -> None:
+    result = start_app({})
     assert result.returncode == 1
     assert result.stderr.strip() == "Invalid settings: DATABASE_URL is not set"
 
 
 @pytest.mark.pattern("S07")
-def test_bad_numeric_setting_is_reported_by_name() -> None:
-    result = _start_app_with({"DATABASE_URL": "postgresql+asyncpg://u@h/db", "DB_POOL_SIZE": "0"})
+def test_bad_numeric_setting_is_reported_by_name(start_app: StartApp) -> None:
+    result = start_app({"DATABASE_URL": "postgresql+asyncpg://u@h/db", "DB_POOL_SIZE": "0"})
     assert result.returncode == 1
     assert result.stderr.strip().startswith("Invalid settings: DB_POOL_SIZE ")
 
@@ -88,8 +126,8 @@ def test_settings_use_pydantic_settings_and_read_the_environment(monkeypatch: py
 
 # --8<-- [start:secret_key_tests]
 @pytest.mark.pattern("AU05")
-def test_no_secret_key_no_start() -> None:
-    result = _start_app_with({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, key=None)
+def test_no_secret_key_no_start(start_app: StartApp) -> None:
+    result = start_app({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, key=None)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "Invalid settings: SECRET_KEY is not set; "
@@ -99,8 +137,8 @@ def test_no_secret_key_no_start() -> None:
 
 @pytest.mark.pattern("AU05")
 @pytest.mark.parametrize("key", ["", "changeme", "k" * (MIN_SECRET_KEY_LENGTH - 1)])
-def test_a_short_secret_key_stops_start_up_in_one_line(key: str) -> None:
-    result = _start_app_with({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, key=key)
+def test_a_short_secret_key_stops_start_up_in_one_line(start_app: StartApp, key: str) -> None:
+    result = start_app({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, key=key)
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("Invalid settings: SECRET_KEY is too short: use at least 32 characters")

@@ -45,6 +45,7 @@ def account(database_url: str, email: str) -> tuple[bool, bool, str] | None:
     return None if row is None else (row[0], row[1], row[2])
 
 
+@pytest.mark.system("python3 tasks.py create-superuser as a process")
 @pytest.mark.pattern("AU03")
 def test_create_superuser_from_a_script_then_again(scratch_url: str) -> None:
     made = create_superuser(
@@ -64,6 +65,7 @@ def test_create_superuser_from_a_script_then_again(scratch_url: str) -> None:
     assert account(scratch_url, "root@example.com") == found  # the password did not change
 
 
+@pytest.mark.system("python3 tasks.py create-superuser at a terminal prompt")
 @pytest.mark.pattern("AU03")
 def test_create_superuser_asks_for_the_password_twice(scratch_url: str) -> None:
     # Without a terminal, getpass reads the answers from standard input (and warns about echo).
@@ -79,6 +81,7 @@ def test_create_superuser_asks_for_the_password_twice(scratch_url: str) -> None:
     assert account(scratch_url, "a@example.com") is not None
 
 
+@pytest.mark.system("python3 tasks.py serve as a process")
 @pytest.mark.pattern("AU05")
 def test_serve_makes_a_local_key_once_and_git_ignores_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -135,6 +138,7 @@ def serve(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.system("python3 tasks.py serve as a process")
 @pytest.mark.pattern("AU05")
 def test_serve_makes_a_key_only_for_the_embedded_database(tmp_path: Path) -> None:
     embedded, own = tmp_path / "embedded", tmp_path / "own"
@@ -151,6 +155,7 @@ def test_serve_makes_a_key_only_for_the_embedded_database(tmp_path: Path) -> Non
     assert not (own / ".secret_key").exists()
 
 
+@pytest.mark.system("python3 tasks.py serve as a process")
 @pytest.mark.pattern("AU05")
 def test_serve_with_a_short_key_stops_in_one_line(tmp_path: Path) -> None:
     short = "k" * (MIN_SECRET_KEY_LENGTH - 1)

@@ -108,10 +108,11 @@ class WireCounter:
 
     # --- what the tests read ---------------------------------------------------------------
 
-    def trips(self, quiet: float = 0.3, timeout: float = 10.0) -> list[RoundTrip]:
+    def trips(self, quiet: float = 0.15, timeout: float = 10.0) -> list[RoundTrip]:
         """The round trips since the last call, once the wire has been quiet for `quiet` s.
 
-        Quiet first: a session may end (ROLLBACK, pool reset) after the response has been sent.
+        Quiet first: a session may end (ROLLBACK, pool reset) after the response has been sent,
+        within milliseconds: the app and this proxy are threads of one process.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() - self._last < quiet and time.monotonic() < deadline:

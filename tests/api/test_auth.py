@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from example_app.core.config import get_settings
 from example_app.core.rate_limit import LoginLimiter
@@ -24,6 +28,7 @@ from tests.support import (
     CallerFactory,
     ClientFactory,
     bearer,
+    http_client,
     log_in,
     path,
     real_hashing,
@@ -231,6 +236,7 @@ def overlap(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 # --8<-- [start:test_login_timing]
+@pytest.mark.system("timings of the app's real Argon2 cost")
 @pytest.mark.pattern("AU04")
 async def test_unknown_email_and_wrong_password_take_the_same_time(
     make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
@@ -307,12 +313,12 @@ async def test_the_window_moves_on_and_a_success_clears_an_accounts_failures(
     make_app: AppFactory, make_client: ClientFactory, caller: Caller
 ) -> None:
     app = await make_app(
-        LOGIN_FAILURES_PER_ACCOUNT="2 per 3 seconds", LOGIN_ATTEMPTS_PER_ADDRESS="100 per 3 seconds"
+        LOGIN_FAILURES_PER_ACCOUNT="2 per 1 second", LOGIN_ATTEMPTS_PER_ADDRESS="100 per 1 second"
     )
     client = await make_client(app)
     email = caller.user["email"]
     assert [(await log_in(client, email, "guess")).status_code for _ in range(3)] == [401, 401, 429]
-    await asyncio.sleep(3.1)  # the window has moved past the two failures
+    await asyncio.sleep(1.1)  # the window has moved past the two failures
     assert (await log_in(client, email, "guess")).status_code == 401
     assert (await log_in(client, email, PASSWORD)).status_code == 200  # the second of two allowed
     # The success cleared the account's count: two more failures fit again before a 429.
@@ -320,3 +326,50 @@ async def test_the_window_moves_on_and_a_success_clears_an_accounts_failures(
 
 
 # --8<-- [end:test_rate_limit]
+
+
+# --- AU07: hashing, bounded ----------------------------------------------------------------------
+
+
+class CountingHasher:
+    """Wraps the app's Argon2 hasher: counts the hashes computing at once (each held 50 ms)."""
+
+    def __init__(self, hasher: Any) -> None:
+        self.hasher, self.now, self.most = hasher, 0, 0
+        self.lock = threading.Lock()
+
+    def hash(self, password: str) -> str:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.05)  # a hash that takes a while, as Argon2 does at its real cost
+            return str(self.hasher.hash(password))
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+# --8<-- [start:test_hashing_slots]
+@pytest.mark.pattern("AU07")
+@pytest.mark.parametrize("slots", [2, 12])
+async def test_sign_ups_at_once_hash_at_most_the_concurrency_setting_at_a_time(
+    make_app: AppFactory, engine: AsyncEngine, slots: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve sign-ups at once on an app of its own (its own pool: they commit), each hash held
+    for 50 ms: the hashes overlap up to the setting, never beyond."""
+    app = await make_app(PASSWORD_HASH_CONCURRENCY=slots)
+    counter = CountingHasher(app.state.resources.passwords.hasher)
+    monkeypatch.setattr(app.state.resources.passwords, "hasher", counter)
+    bodies = [{"email": f"u{n}@example.com", "password": PASSWORD, "name": f"U{n}"} for n in range(12)]
+    try:
+        async with http_client(app) as client:
+            answers = await asyncio.gather(*(client.post(path("create_user"), json=b) for b in bodies))
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("TRUNCATE users RESTART IDENTITY CASCADE"))
+    assert [a.status_code for a in answers] == [201] * 12
+    assert counter.most == slots  # never more at once; and as many as allowed (12 ask together)
+
+
+# --8<-- [end:test_hashing_slots]

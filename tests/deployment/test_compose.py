@@ -29,6 +29,8 @@ from devtools.pgbouncer import config
 from devtools.postgres_provider import DEFAULT_IMAGE, free_port
 from tests.support import PASSWORD, ROOT
 
+pytestmark = pytest.mark.system("a Docker engine runs the compose stack")
+
 DEPLOY = ROOT / "deploy"
 
 

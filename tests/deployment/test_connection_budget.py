@@ -82,6 +82,7 @@ class Log:
         return sum(text in line for line in list(self.lines))
 
 
+@pytest.mark.system("python3 tasks.py serve --workers 2 as a process")
 @pytest.mark.pattern("DP01")
 def test_serve_with_two_workers_runs_two_processes(database_url: str) -> None:
     port = free_port()
@@ -101,6 +102,7 @@ def test_serve_with_two_workers_runs_two_processes(database_url: str) -> None:
     assert log.count("connection budget") == 0
 
 
+@pytest.mark.system("python3 tasks.py serve as a process")
 @pytest.mark.pattern("DP01")
 def test_serve_over_budget_stops_with_one_line(database_url: str) -> None:
     # 2 workers x (40 + 10) = 100 alone: more than any default server accepts

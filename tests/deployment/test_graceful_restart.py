@@ -34,6 +34,8 @@ from alembic import command
 from devtools.postgres_provider import free_port
 from tests.support import ROOT, NewDatabase, alembic_config
 
+pytestmark = pytest.mark.system("two served instances, one restarted by a signal under load")
+
 CLIENTS = 6  # steady load that leaves the restarted instance CPU to start on 2 cores
 # uvicorn's --timeout-graceful-shutdown: on SIGTERM it stops listening, then waits up to this
 # long for the requests it has accepted, then runs the lifespan's shutdown.

@@ -20,6 +20,8 @@ import pytest
 from devtools.postgres_provider import free_port
 from tests.support import NewDatabase
 
+pytestmark = pytest.mark.system("the app's image built and run by a Docker engine")
+
 HEALTHY_WITHIN = 240  # seconds: migrations, then the models load, then the first check passes
 
 

@@ -26,6 +26,8 @@ from example_app.jobs.queue import conninfo
 from tests.hardening.fuzz import run
 from tests.support import PASSWORD, ROOT, NewDatabase, alembic_config, served_app
 
+pytestmark = pytest.mark.system("a PgBouncer process in front of the server")
+
 SERVER_CONNECTIONS = 20
 CLIENTS = 500
 CONCURRENT_READS = 200

@@ -18,6 +18,8 @@ import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from devtools.docs_source import iter_fences, pages
 from tests.support import ROOT
 
@@ -222,6 +224,7 @@ def _run(command: str, database_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.system("every documented command, each a process")
 def test_the_documented_commands_work(scratch_url: str) -> None:
     def in_order() -> dict[str, subprocess.CompletedProcess[str]]:
         done = {}

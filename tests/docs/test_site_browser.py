@@ -26,6 +26,8 @@ from devtools.patterns import load_catalogue
 from devtools.test_tools import chromium_executable
 from tests.support import ROOT, BuiltSite, alembic_config, served_app
 
+pytestmark = pytest.mark.system("a browser (Chromium) on the built site")
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -33,7 +33,8 @@ def _text(path: Path) -> str:
 
 def test_strict_build_includes_the_live_code(built_site: BuiltSite) -> None:
     index = _text(built_site.site / "index.html")
-    assert "async def health(db: SessionDep)" in index  # a snippet of example_app/ was included
+    # a snippet of example_app/ was included
+    assert "async def health(db: SessionDep, settings: SettingsDep)" in index
     for page in built_site.site.rglob("*.html"):
         assert "--8<--" not in page.read_text(encoding="utf-8"), page  # no include left unexpanded
         assert "[[tests" not in page.read_text(encoding="utf-8"), page

@@ -115,6 +115,7 @@ def log_lines(s: Setup) -> list[str]:
 
 
 # --8<-- [start:fault_tests]
+@pytest.mark.system("a server of its own frozen with SIGSTOP under a served app")
 @pytest.mark.pattern("HD04")
 async def test_a_frozen_database_is_a_503_within_the_bounds_not_a_hang(setup: Setup) -> None:
     await warm_pool(setup)
@@ -133,6 +134,7 @@ async def test_a_frozen_database_is_a_503_within_the_bounds_not_a_hang(setup: Se
     await recovered(setup)
 
 
+@pytest.mark.system("a server of its own stopped under a served app")
 @pytest.mark.pattern("HD04")
 async def test_a_stopped_database_is_a_503_at_once_not_a_500(setup: Setup) -> None:
     await warm_pool(setup)
@@ -148,6 +150,7 @@ async def test_a_stopped_database_is_a_503_at_once_not_a_500(setup: Setup) -> No
     await recovered(setup)
 
 
+@pytest.mark.system("the served app's log across a database outage")
 @pytest.mark.pattern("HD04")
 async def test_each_503_is_one_line_in_the_log_without_a_traceback(setup: Setup) -> None:
     before = len(log_lines(setup))

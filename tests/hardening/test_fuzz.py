@@ -23,6 +23,8 @@ from tests.hardening.fuzz import run
 from tests.jobs.workers import conninfo
 from tests.support import PASSWORD, ROOT, scratch_database, served_app
 
+pytestmark = pytest.mark.system("schemathesis against a served app and a job worker")
+
 # 18 operations take parameters or a body; the other 4 have one case each: 18 x 60 + 4 = 1,084.
 CASES_PER_OPERATION = int(os.environ.get("FUZZ_CASES", "60"))
 RECORD = ROOT / "bench" / "results" / "fuzz.txt"

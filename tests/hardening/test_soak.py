@@ -16,6 +16,8 @@ import pytest
 
 from tests.support import ROOT
 
+pytestmark = pytest.mark.system("wrk load against a served app")
+
 
 @pytest.mark.pattern("HD06")
 def test_a_short_soak_has_no_errors_and_leaves_no_connection_or_descriptor(scratch_url: str) -> None:

@@ -14,6 +14,8 @@ from procrastinate import App
 from tests.jobs.test_workers import status_of, workers_up
 from tests.jobs.workers import log_of, wait_for, worker
 
+pytestmark = pytest.mark.system("a worker process stopped by a signal")
+
 Db = psycopg.Connection[Any]
 
 

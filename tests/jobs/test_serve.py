@@ -16,6 +16,8 @@ from devtools.postgres_provider import free_port
 from tests.jobs.workers import TEST_WORKER_ENV, wait_for
 from tests.support import PASSWORD, ROOT, path
 
+pytestmark = pytest.mark.system("python3 tasks.py serve as a process, stopped with Ctrl-C")
+
 
 def children_running(parent: int, marker: str) -> list[int]:
     """Processes whose parent is `parent` and whose command line contains `marker`."""

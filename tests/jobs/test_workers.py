@@ -17,6 +17,8 @@ from example_app.jobs.queue import conninfo, queue
 from example_app.jobs.tasks import recover_stalled_jobs
 from tests.jobs.workers import log_of, wait_for, worker
 
+pytestmark = pytest.mark.system("worker processes, one killed")
+
 Db = psycopg.Connection[Any]
 
 

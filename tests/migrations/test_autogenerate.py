@@ -1,16 +1,19 @@
-"""Autogenerate from the models, through the project's own `python3 tasks.py db.revision`.
+"""Autogenerate from the models, with the commands `python3 tasks.py db.revision` runs.
 
 A new feature's model lives in a module outside the repository that only the copied env.py
-imports (so this process's SQLModel.metadata stays the project's), and the task is pointed at
-that copy of alembic/ with ALEMBIC_CONFIG: the repository is never changed.
+imports, and alembic's command line is pointed at that copy of alembic/: the repository is
+never changed. The commands run in this process, so the model's table is taken out of this
+process's SQLModel.metadata afterwards (tests/docs/test_shell_commands.py runs the task itself).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,7 @@ from sqlmodel import SQLModel
 
 from alembic import command
 from tests.migrations.schema import head, version
-from tests.migrations.workspace import copy_alembic, run, versions
+from tests.migrations.workspace import alembic, copy_alembic, versions
 from tests.support import ROOT, NewDatabase, alembic_config, sync_url
 
 # The new feature, step 1 of the workflow: a model module. Step 2 runs autogenerate with the
@@ -56,27 +59,40 @@ def upgrade_body(source: str) -> str:
     return source.split("def upgrade() -> None:", 1)[1].split("def downgrade() -> None:", 1)[0]
 
 
+@pytest.fixture
+def feature_model(tmp_path: Path) -> Iterator[Path]:
+    """The copy of alembic/ whose env.py imports the new feature's model; the ini's path.
+
+    Afterwards this process is as before: no `experiments` table in SQLModel.metadata, no module
+    or path of the copy's."""
+    ini = copy_alembic(tmp_path)
+    add_feature_model(tmp_path, ini)
+    path = list(sys.path)
+    try:
+        yield ini
+    finally:
+        module = sys.modules.pop("experiment_model", None)
+        if module is not None:
+            SQLModel.metadata.remove(module.Experiment.__table__)
+        sys.path[:] = path
+
+
 # --8<-- [start:autogenerate_test]
 @pytest.mark.pattern("W03", "MG01", "E18")
 def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
-    tmp_path: Path, new_database: NewDatabase
+    tmp_path: Path, feature_model: Path, new_database: NewDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
     repository_versions = versions(ROOT / "alembic")
-    ini = copy_alembic(tmp_path)
-    add_feature_model(tmp_path, ini)
+    ini = feature_model
     scratch = new_database()
 
     # The task upgrades the database to head first (autogenerate compares with an up-to-date
-    # schema), then runs `alembic revision --autogenerate -m ...`; ALEMBIC_CONFIG points both
-    # at the copy.
-    generated_by = run(
-        [sys.executable, "tasks.py", "db.revision", "--message", "add experiments table"],
-        scratch,
-        env={"ALEMBIC_CONFIG": str(ini)},
-    )
-    assert "Detected added table 'experiments'" in generated_by.stderr
-    # From here on alembic runs in this process: the copy's env.py must not import the model
-    # (it would land in this process's SQLModel.metadata). The revision needs no model anyway.
+    # schema), then runs `alembic revision --autogenerate -m ...`; here both on the copy.
+    alembic(["-c", str(ini), "upgrade", "head"], scratch)
+    with caplog.at_level(logging.INFO, logger="alembic.autogenerate"):
+        alembic(["-c", str(ini), "revision", "--autogenerate", "-m", "add experiments table"], scratch)
+    assert "Detected added table 'experiments'" in caplog.text
+    # The revision needs no model: from here on the copy's env.py is the project's own.
     shutil.copy(ROOT / "alembic" / "env.py", tmp_path / "alembic" / "env.py")
 
     [generated] = set(versions(tmp_path / "alembic")) - set(repository_versions)
@@ -117,7 +133,12 @@ def test_autogenerate_writes_a_revision_that_applies_to_an_empty_database(
         command.upgrade(alembic_config(new_database(), ini=ini), "head")
 
     assert versions(ROOT / "alembic") == repository_versions  # the repository is untouched
-    assert "experiments" not in SQLModel.metadata.tables  # nor this process's models
 
 
 # --8<-- [end:autogenerate_test]
+
+
+def test_the_feature_model_leaves_this_process_as_it_was() -> None:
+    """Runs after the test above (file order): its model is not among this process's tables."""
+    assert "experiments" not in SQLModel.metadata.tables
+    assert "experiment_model" not in sys.modules

@@ -37,7 +37,7 @@ def test_two_heads_are_detected_and_merged(tmp_path: Path, scratch_url: str, scr
     # What a reader sees:
     failed = alembic(["-c", str(ini), "upgrade", "head"], scratch_url, check=False)
     assert failed.returncode != 0
-    assert "Multiple head revisions are present for given argument 'head'" in failed.stderr
+    assert "FAILED: Multiple head revisions are present for given argument 'head'" in failed.stdout
     # The single-head check in the test suite (pytest-alembic's) catches it before deployment.
     with (
         pytest_alembic.runner(

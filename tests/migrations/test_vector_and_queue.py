@@ -54,6 +54,7 @@ def server_without_pgvector(tmp_path: Path, scratch_url: str) -> Iterator[str]:
 
 
 # --8<-- [start:no_pgvector_test]
+@pytest.mark.system("a second server, without pgvector")
 @pytest.mark.pattern("ML06", "MG03")
 def test_a_server_without_pgvector_fails_the_upgrade_in_one_line(server_without_pgvector: str) -> None:
     env = {**os.environ, "DATABASE_URL": server_without_pgvector}

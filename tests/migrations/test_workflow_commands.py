@@ -1,4 +1,8 @@
-"""The guide's "Database workflow" commands, run as a reader runs them, on a scratch database."""
+"""The guide's "Database workflow" commands, through alembic's command line, on a scratch database.
+
+`python3 tasks.py db.current`, `db.history` and `db.reset` run exactly these alembic commands
+(tasks.py); tests/docs/test_shell_commands.py runs the tasks themselves, as processes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from alembic import command
 from tests.migrations.schema import head, revisions, snapshot, version
-from tests.migrations.workspace import alembic, task
+from tests.migrations.workspace import alembic
 from tests.support import sync_url
 
 USERS, POSTS, POSTS_SLUG = revisions()[1:4]
@@ -19,10 +23,10 @@ USERS, POSTS, POSTS_SLUG = revisions()[1:4]
 @pytest.mark.pattern("MG06")
 def test_current_and_history_name_the_head(cfg: Config, scratch_url: str) -> None:
     command.upgrade(cfg, "head")
-    # `alembic current`, plain and through the task (which adds --verbose)
+    # `alembic current`, plain and as the db.current task runs it (--verbose)
     assert alembic(["current"], scratch_url).stdout.strip() == f"{head()} (head)"
-    assert f"Rev: {head()} (head)" in task("db.current", scratch_url).stdout
-    history = task("db.history", scratch_url).stdout.splitlines()
+    assert f"Rev: {head()} (head)" in alembic(["current", "--verbose"], scratch_url).stdout
+    history = alembic(["history", "--indicate-current"], scratch_url).stdout.splitlines()  # db.history
     newest = ScriptDirectory.from_config(cfg).get_revision(head())
     assert newest is not None
     assert history[0] == f"{newest.down_revision} -> {head()} (head) (current), {newest.doc}"
@@ -40,7 +44,8 @@ def test_development_reset_rebuilds_an_empty_schema(
         conn.execute(text("INSERT INTO users (email, hashed_password, name) VALUES ('a@x.org', 'x', 'A')"))
     schema = snapshot(scratch_engine)
 
-    task("db.reset", scratch_url)  # alembic downgrade base && alembic upgrade head
+    alembic(["downgrade", "base"], scratch_url)  # what `python3 tasks.py db.reset` runs
+    alembic(["upgrade", "head"], scratch_url)
 
     assert version(scratch_engine) == head()
     assert snapshot(scratch_engine) == schema

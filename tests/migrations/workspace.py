@@ -6,11 +6,16 @@ migrations folder with an alembic.ini pointing at it: the repository is never ch
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from alembic.config import CommandLine, Config
 
 from tests.support import ROOT
 
@@ -40,9 +45,36 @@ def task(name: str, database_url: str, check: bool = True) -> subprocess.Complet
     return run([str(PYTHON), "tasks.py", name], database_url, check)
 
 
-def alembic(args: list[str], database_url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """`alembic <args>` from the venv, as after `source venv/bin/activate`."""
-    return run([str(ALEMBIC), *args], database_url, check)
+@dataclass(frozen=True)
+class Ran:
+    """What a command printed, and its exit status."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def alembic(args: list[str], database_url: str, check: bool = True) -> Ran:
+    """`alembic <args>` as its command line runs them (argument parsing, the command, its output
+    and its exit status on an error), in this process, on `database_url`."""
+    cli = CommandLine(prog="alembic")
+    options = cli.parser.parse_args(args)
+    _, ini = cli._inis_from_config(options)
+    out, err = io.StringIO(), io.StringIO()
+    cfg = Config(file_=ROOT / ini, ini_section=options.name, cmd_opts=options, stdout=out)
+    cfg.attributes.update(database_url=database_url, configure_logger=False)
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.run_cmd(cfg, options)
+        except SystemExit as exit:  # alembic's "FAILED: ...", or env.py's one line
+            if isinstance(exit.code, str):  # what the interpreter prints on stderr, then exit 1
+                err.write(f"{exit.code}\n")
+            code = exit.code if isinstance(exit.code, int) else 1
+    result = Ran(code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"alembic {' '.join(args)} failed ({code}):\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 def copy_alembic(tmp_path: Path) -> Path:

@@ -82,6 +82,7 @@ def test_retraining_reproduces_the_committed_metrics(tmp_path: Path, model: Load
     assert np.abs(ours.probabilities - theirs.probabilities).max() < 0.05
 
 
+@pytest.mark.system("two trainings of the model")
 @pytest.mark.pattern("ML10", "TT04")
 def test_training_twice_on_one_machine_gives_the_same_bytes(tmp_path: Path) -> None:
     """Where byte equality holds: the same libraries on the same machine (fixed seeds, one thread)."""

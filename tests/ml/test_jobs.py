@@ -77,6 +77,7 @@ def events(stream: str) -> list[dict[str, Any]]:
 
 
 # --8<-- [start:end_to_end]
+@pytest.mark.system("a worker process embeds the post")
 @pytest.mark.pattern("ML07", "ML08", "ML11")
 async def test_a_post_becomes_findable_once_its_job_ran_and_the_stream_shows_each_step(
     live_client: AsyncClient, engine: AsyncEngine, database_url: str, tmp_path: Path
