@@ -202,23 +202,54 @@ def worker(c: Context, concurrency: int = 1) -> None:
 # --8<-- [end:worker]
 
 
-@task(help={"args": "extra pytest arguments, e.g. -k health or tests/test_health.py"})
-def test(c: Context, args: str = "") -> None:
-    """Run the whole test suite on a real PostgreSQL (and the strict docs build), then `patterns`."""
-    from devtools.test_tools import ensure
+# --8<-- [start:test]
+@task(
+    help={
+        "args": "extra pytest arguments, e.g. -k health or tests/test_health.py",
+        "all": "the full tier too: browser, fuzz, soak, benches, images, processes (installs their tools)",
+    }
+)
+def test(c: Context, args: str = "", all_: bool = False) -> None:
+    """The default tier (every pattern, in one process, on a real PostgreSQL); --all adds the full tier."""
+    import json
+    import tempfile
+    import time
 
-    ensure(args)  # installs Chromium, wrk... when the selected tests need them, or stops with one line
-    _run(c, f"{BIN}/pytest {args}")
-    if not args:  # a partial run says nothing about coverage
-        patterns(c)
+    started = time.monotonic()
+    if all_:
+        from devtools.test_tools import ensure
+
+        ensure(args)  # installs Chromium, wrk... when the selected tests need them, or stops with one line
+    tier = "" if all_ else "-m 'not system' "  # the full tier's tests carry @pytest.mark.system
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = Path(tmp) / "summary.json"  # written by tests/conftest.py at the end of the run
+        result = _run(c, f"{BIN}/pytest {tier}{args}", warn=True, env={"TEST_SUMMARY_FILE": str(summary)})
+        counts = json.loads(summary.read_text()) if summary.exists() else {}
+    failed = getattr(result, "exited", 1) != 0
+    line = f"{counts.get('passed', 0)} passed in {time.monotonic() - started:.0f} s"
+    if not args:  # a partial run says nothing about the catalogue
+        from devtools.patterns import catalogue_line, coverage, problems
+
+        cov = coverage()
+        if found := problems(cov):
+            sys.exit("; ".join(found))
+        line += f", {catalogue_line(cov, full_tier=all_)}"
+    if failed:
+        others = ", ".join(f"{n} {kind}" for kind, n in counts.items() if kind != "passed")
+        sys.exit(f"{line}; FAILED: {others or 'see above'}")
+    print(line)
+
+
+# --8<-- [end:test]
 
 
 @task(help={"all_groups": "also fail on ML items without tests"})
 def patterns(c: Context, all_groups: bool = False) -> None:
-    """Table of PATTERNS.md items -> guide page -> tests; fails when a required item has no test."""
+    """Table of PATTERNS.md items -> guide page -> tier -> tests; fails when a required item has no
+    test, or none in the default tier (unless SLOW_ONLY says why)."""
     from devtools.docs_hooks import Guide
     from devtools.docs_source import DOCS
-    from devtools.patterns import REQUIRED_GROUPS, coverage
+    from devtools.patterns import REQUIRED_GROUPS, SLOW_ONLY, coverage, problems
 
     cov = coverage()
     pages: dict[str, list[str]] = {}
@@ -229,23 +260,18 @@ def patterns(c: Context, all_groups: bool = False) -> None:
     def first(found: list[str], missing: str) -> str:
         return found[0] + (f" (+{len(found) - 1})" if len(found) > 1 else "") if found else missing
 
-    print(f"{'ID':5} {'item':50}  {'guide page':42}  tests")
+    print(f"{'ID':5} {'item':44}  {'guide page':36}  {'tier':7}  tests")
     for item_id, item in cov.items.items():
         page = first(pages.get(item_id, []), "-- no page --")
-        print(
-            f"{item_id:5} {item.text[:50]:50}  {page[:42]:42}  {first(cov.tests[item_id], '-- no test --')}"
-        )
-    groups = tuple({i.group for i in cov.items.values()}) if all_groups else REQUIRED_GROUPS
-    missing = cov.missing(groups)
+        tests = first(cov.default_tests(item_id) or cov.tests[item_id], "-- no test --")
+        print(f"{item_id:5} {item.text[:44]:44}  {page[:36]:36}  {cov.tier(item_id):7}  {tests}")
     covered = sum(1 for tests in cov.tests.values() if tests)
-    print(f"\n{covered}/{len(cov.items)} items have tests")
-    problems = []
-    if cov.unknown:
-        problems.append(f"marks naming no catalogue item: {', '.join(sorted(cov.unknown))}")
-    if missing:
-        problems.append(f"required items without a test: {', '.join(missing)}")
-    if problems:
-        sys.exit("; ".join(problems))
+    print(f"\n{covered}/{len(cov.items)} items have tests; proved in the full tier only:")
+    for item_id, reason in SLOW_ONLY.items():
+        print(f"  {item_id}: {reason}")
+    groups = tuple({i.group for i in cov.items.values()}) if all_groups else REQUIRED_GROUPS
+    if found := problems(cov, groups):
+        sys.exit("; ".join(found))
 
 
 # --- the model --------------------------------------------------------------------------------

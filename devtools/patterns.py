@@ -37,9 +37,8 @@ SLOW_ONLY = {
     "DP02": "a PgBouncer process in front of the server, in transaction mode",
     "DP04": "a signal to a server process (SIGTERM) while clients wait on it",
     "DP05": "a container image built and run by a Docker engine",
-    "HD03": "a stream of schemathesis cases against a served app",
     "HD06": "a minute of load from wrk against a served app",
-    "TT03": "a fresh clone in a private directory, its own venv and server",
+    "PF02": "wrk load against the app served beside raw asyncpg",
 }
 # --8<-- [end:slow_only]
 
@@ -65,7 +64,7 @@ class Coverage:
         return [t for t in self.tests.get(item_id, []) if t not in self.system]
 
     def tier(self, item_id: str) -> str:
-        """"default" when a default-tier test proves the item, "full" when only system tests do."""
+        """ "default" when a default-tier test proves the item, "full" when only system tests do."""
         if self.default_tests(item_id):
             return "default"
         return "full" if self.tests.get(item_id) else "-"
@@ -158,7 +157,7 @@ def collect_marks(tests_dir: Path | None = None) -> tuple[dict[str, list[str]], 
     base = tests_dir or ROOT / "tests"
     for path in sorted(base.rglob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        rel = path.relative_to(ROOT).as_posix()
+        rel = path.relative_to(base.parent).as_posix()  # tests/...: from the project's root
         marks = _module_marks(tree)
         module_ids = [i for expr in marks for i in _mark_ids(expr)]
         _visit(tree.body, f"{rel}::", module_ids, any(map(_is_system, marks)), found, system_tests)
@@ -174,3 +173,29 @@ def coverage() -> Coverage:
         unknown={i: tests for i, tests in marks.items() if i not in items},
         system=system_tests,
     )
+
+
+def problems(cov: Coverage, groups: tuple[str, ...] = REQUIRED_GROUPS) -> list[str]:
+    """What keeps the catalogue from being proved: empty when every required item has a test,
+    in the default tier unless SLOW_ONLY names it, and every mark names an item."""
+    found = []
+    if cov.unknown:
+        found.append(f"marks naming no catalogue item: {', '.join(sorted(cov.unknown))}")
+    if missing := cov.missing(groups):
+        found.append(f"required items without a test: {', '.join(missing)}")
+    if slow := cov.missing_default(groups):
+        found.append(f"required items with no default-tier test (and not in SLOW_ONLY): {', '.join(slow)}")
+    if untested := [i for i in SLOW_ONLY if not cov.tests.get(i)]:
+        found.append(f"SLOW_ONLY items without a test: {', '.join(untested)}")
+    return found
+
+
+def catalogue_line(cov: Coverage, full_tier: bool) -> str:
+    """The catalogue's part of the test command's last line: "134/134 catalogue items", and in
+    the default tier how many of them the full tier proves instead."""
+    needed = [i for i, item in cov.items.items() if required(item)]
+    proved = [i for i in needed if cov.tests.get(i) if full_tier or cov.default_tests(i) or i in SLOW_ONLY]
+    line = f"{len(proved)}/{len(needed)} catalogue items"
+    if not full_tier:
+        line += f" ({len(SLOW_ONLY)} of them in the full tier only: python3 tasks.py test --all)"
+    return line

@@ -9,6 +9,7 @@ settings makes an app of its own (`make_app`), in the same process.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -261,3 +262,12 @@ def make_caller(db_session: AsyncSession, password_hash: str, settings: Settings
 async def caller(make_caller: CallerFactory) -> Caller:
     """One logged-in, active, ordinary user."""
     return await make_caller()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The run's counts, for the last line of `python3 tasks.py test` (TEST_SUMMARY_FILE)."""
+    if path := os.environ.get("TEST_SUMMARY_FILE"):
+        kinds = ("passed", "failed", "error", "skipped", "deselected")
+        counts = {kind: len(terminalreporter.stats.get(kind, [])) for kind in kinds}
+        with open(path, "w") as summary:
+            json.dump({kind: n for kind, n in counts.items() if n or kind == "passed"}, summary)
