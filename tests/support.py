@@ -41,6 +41,32 @@ PASSWORD = "correct horse"  # every test user's password
 CHEAP_HASHING = {"PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_PARALLELISM": 1}
 
 
+class SlowHasher:
+    """Wraps an app's password hasher: each hash takes `seconds` more (as Argon2 does at its real
+    cost, where the tests' settings make it instant), and the hashes computing at once are counted."""
+
+    def __init__(self, hasher: Any, seconds: float = 0.05) -> None:
+        import threading
+
+        self.hasher, self.seconds = hasher, seconds
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def hash(self, password: str) -> str:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(self.seconds)
+            return str(self.hasher.hash(password))
+        finally:
+            with self.lock:
+                self.now -= 1
+
+    def verify(self, password: str, hashed: str) -> bool:
+        return bool(self.hasher.verify(password, hashed))
+
+
 def real_hashing() -> dict[str, Any]:
     """The app's own Argon2 cost (the settings' defaults), for the tests that measure it."""
     from example_app.core.config import Settings

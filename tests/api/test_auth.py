@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 import jwt
 import pytest
@@ -27,6 +25,7 @@ from tests.support import (
     Caller,
     CallerFactory,
     ClientFactory,
+    SlowHasher,
     bearer,
     http_client,
     log_in,
@@ -331,25 +330,6 @@ async def test_the_window_moves_on_and_a_success_clears_an_accounts_failures(
 # --- AU07: hashing, bounded ----------------------------------------------------------------------
 
 
-class CountingHasher:
-    """Wraps the app's Argon2 hasher: counts the hashes computing at once (each held 50 ms)."""
-
-    def __init__(self, hasher: Any) -> None:
-        self.hasher, self.now, self.most = hasher, 0, 0
-        self.lock = threading.Lock()
-
-    def hash(self, password: str) -> str:
-        with self.lock:
-            self.now += 1
-            self.most = max(self.most, self.now)
-        try:
-            time.sleep(0.05)  # a hash that takes a while, as Argon2 does at its real cost
-            return str(self.hasher.hash(password))
-        finally:
-            with self.lock:
-                self.now -= 1
-
-
 # --8<-- [start:test_hashing_slots]
 @pytest.mark.pattern("AU07")
 @pytest.mark.parametrize("slots", [2, 12])
@@ -359,7 +339,7 @@ async def test_sign_ups_at_once_hash_at_most_the_concurrency_setting_at_a_time(
     """Twelve sign-ups at once on an app of its own (its own pool: they commit), each hash held
     for 50 ms: the hashes overlap up to the setting, never beyond."""
     app = await make_app(PASSWORD_HASH_CONCURRENCY=slots)
-    counter = CountingHasher(app.state.resources.passwords.hasher)
+    counter = SlowHasher(app.state.resources.passwords.hasher)
     monkeypatch.setattr(app.state.resources.passwords, "hasher", counter)
     bodies = [{"email": f"u{n}@example.com", "password": PASSWORD, "name": f"U{n}"} for n in range(12)]
     try:

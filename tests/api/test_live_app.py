@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from example_app.services import errors
 from example_app.services import user as user_service
-from tests.support import bearer, log_in, path
+from tests.support import SlowHasher, bearer, log_in, path
 
 
 @pytest.fixture
@@ -34,8 +34,13 @@ def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
 # --8<-- [start:test_concurrent_duplicates]
 @pytest.mark.pattern("E05", "R04")
 async def test_concurrent_duplicate_emails_give_one_201_and_409s(
-    live_client: AsyncClient, integrity_errors: list[str | None]
+    live_client: AsyncClient,
+    app: FastAPI,
+    integrity_errors: list[str | None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    passwords = app.state.resources.passwords  # a hash takes time, as Argon2 does: the race's window
+    monkeypatch.setattr(passwords, "hasher", SlowHasher(passwords.hasher))
     body = {"email": "race@example.com", "password": "long enough", "name": "Racer"}
     responses = await asyncio.gather(*(live_client.post(path("create_user"), json=body) for _ in range(16)))
     statuses = Counter(r.status_code for r in responses)

@@ -36,6 +36,7 @@ RUN_HERE_IN_ORDER = [
     "python3 tasks.py db.downgrade",
     "alembic downgrade 482500eb8bf1",
     "venv/bin/alembic upgrade head",
+    "python3 tasks.py db.reset",
 ]
 RUN_HERE_ANY_ORDER = [
     "alembic heads",
@@ -55,9 +56,6 @@ RUN_BY_TESTS = {
     ),
     "alembic upgrade head --sql": (
         "tests/migrations/test_workflow_commands.py::test_offline_sql_for_the_pending_range_only"
-    ),
-    "python3 tasks.py db.reset": (
-        "tests/migrations/test_workflow_commands.py::test_development_reset_rebuilds_an_empty_schema"
     ),
 }
 
