@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -35,19 +36,20 @@ def _bootstrap() -> None:
     """Create/refresh venv/ and re-run this command inside it."""
     if sys.version_info < (3, 11):
         sys.exit(f"tasks.py needs Python 3.11 or newer; this is {sys.version.split()[0]}")
-    if not VENV_PYTHON.exists():
-        print("creating venv/ ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     digest = lock_digest()
-    if not STAMP.exists() or STAMP.read_text() != digest:
-        print("installing pinned dependencies into venv/ ...", file=sys.stderr)
+    if not VENV_PYTHON.exists() or not STAMP.exists() or STAMP.read_text() != digest:
+        started = time.monotonic()
+        print("setting up venv/ (the pinned dependencies, once) ...", file=sys.stderr)
+        if not VENV_PYTHON.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(VENV_PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        try:
-            subprocess.run([*pip, "-r", str(LOCKS[0])], check=True)
-            subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
-        except subprocess.CalledProcessError as exc:
-            sys.exit(f"installing dependencies failed (exit {exc.returncode}); see pip's output above")
+        for args in (["-r", str(LOCKS[0])], ["--no-deps", "-e", str(ROOT)]):
+            done = subprocess.run([*pip, *args], capture_output=True, text=True)
+            if done.returncode != 0:  # pip's own words only when they matter
+                sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+                sys.exit(f"installing dependencies failed (exit {done.returncode}); see pip's output above")
         STAMP.write_text(digest)
+        print(f"venv/ set up in {time.monotonic() - started:.0f} s", file=sys.stderr)
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
@@ -213,7 +215,6 @@ def test(c: Context, args: str = "", all_: bool = False) -> None:
     """The default tier (every pattern, in one process, on a real PostgreSQL); --all adds the full tier."""
     import json
     import tempfile
-    import time
 
     started = time.monotonic()
     if all_:
