@@ -213,6 +213,7 @@ def worker(c: Context, concurrency: int = 1) -> None:
 )
 def test(c: Context, args: str = "", all_: bool = False) -> None:
     """The default tier (every pattern, in one process, on a real PostgreSQL); --all adds the full tier."""
+    import collections
     import json
     import tempfile
 
@@ -221,13 +222,22 @@ def test(c: Context, args: str = "", all_: bool = False) -> None:
         from devtools.test_tools import ensure
 
         ensure(args)  # installs Chromium, wrk... when the selected tests need them, or stops with one line
-    tier = "" if all_ else "-m 'not system' "  # the full tier's tests carry @pytest.mark.system
+    # The full tier's tests carry @pytest.mark.system. The whole default tier runs on every core
+    # (pytest-xdist: a copy of the migrated database per worker, a test file per worker at a time);
+    # the full tier's, which time servers under load, one at a time.
+    runs = [f"-m 'not system' {'-n auto --dist loadfile ' if not args else ''}{args}"]
+    if all_:
+        runs = [*runs, "-m system"] if not args else [args]
+    counts: collections.Counter[str] = collections.Counter()
+    failed = False
     with tempfile.TemporaryDirectory() as tmp:
-        summary = Path(tmp) / "summary.json"  # written by tests/conftest.py at the end of the run
-        result = _run(c, f"{BIN}/pytest {tier}{args}", warn=True, env={"TEST_SUMMARY_FILE": str(summary)})
-        counts = json.loads(summary.read_text()) if summary.exists() else {}
-    failed = getattr(result, "exited", 1) != 0
-    line = f"{counts.get('passed', 0)} passed in {time.monotonic() - started:.0f} s"
+        for selection in runs:
+            summary = Path(tmp) / "summary.json"  # written by tests/conftest.py at the end of a run
+            result = _run(c, f"{BIN}/pytest {selection}", warn=True, env={"TEST_SUMMARY_FILE": str(summary)})
+            counts.update(json.loads(summary.read_text()) if summary.exists() else {})
+            failed = failed or getattr(result, "exited", 1) != 0
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""  # said, never hidden
+    line = f"{counts['passed']} passed{skipped} in {time.monotonic() - started:.0f} s"
     if not args:  # a partial run says nothing about the catalogue
         from devtools.patterns import catalogue_line, coverage, problems
 
@@ -236,7 +246,9 @@ def test(c: Context, args: str = "", all_: bool = False) -> None:
             sys.exit("; ".join(found))
         line += f", {catalogue_line(cov, full_tier=all_)}"
     if failed:
-        others = ", ".join(f"{n} {kind}" for kind, n in counts.items() if kind != "passed")
+        others = ", ".join(
+            f"{n} {kind}" for kind, n in counts.items() if kind not in ("passed", "deselected")
+        )
         sys.exit(f"{line}; FAILED: {others or 'see above'}")
     print(line)
 

@@ -38,6 +38,7 @@ from tests.support import (
     NewDatabase,
     alembic_config,
     bearer,
+    database_copy,
     http_client,
     scratch_databases,
 )
@@ -46,17 +47,38 @@ _servers = contextlib.ExitStack()
 _server: PostgresServer | None = None
 
 
+# --8<-- [start:server]
 def pytest_configure(config: pytest.Config) -> None:
     global _server
     if config.option.help or config.option.version:
         return
-    try:
-        _server = _servers.enter_context(provide("TEST_DATABASE_URL"))
-    except ProviderError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    if (worker := getattr(config, "workerinput", None)) is not None:
+        # A pytest-xdist worker: the run's server, and a database of its own, a copy of the
+        # migrated one (CREATE DATABASE ... TEMPLATE: a file copy, no migrations to run again).
+        server = PostgresServer(worker["server_url"], worker["server_provider"], worker["server_description"])
+        _server = _servers.enter_context(database_copy(server, f"test_{worker['workerid']}"))
+    else:
+        try:
+            _server = _servers.enter_context(provide("TEST_DATABASE_URL"))
+        except ProviderError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)  # the suite's own, new every run
+        if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses"):
+            command.upgrade(alembic_config(_server.url), "head")  # once, before the workers copy it
     # The environment of `example_app.main:app`, and of the servers some tests start.
     os.environ["DATABASE_URL"] = _server.url
-    os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)  # the suite's own, new every run
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controller: what each worker needs to find the run's server."""
+    assert _server is not None
+    node.workerinput.update(
+        server_url=_server.url, server_provider=_server.provider, server_description=_server.description
+    )
+
+
+# --8<-- [end:server]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -266,7 +288,7 @@ async def caller(make_caller: CallerFactory) -> Caller:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The run's counts, for the last line of `python3 tasks.py test` (TEST_SUMMARY_FILE)."""
-    if path := os.environ.get("TEST_SUMMARY_FILE"):
+    if (path := os.environ.get("TEST_SUMMARY_FILE")) and not hasattr(terminalreporter.config, "workerinput"):
         kinds = ("passed", "failed", "error", "skipped", "deselected")
         counts = {kind: len(terminalreporter.stats.get(kind, [])) for kind in kinds}
         with open(path, "w") as summary:

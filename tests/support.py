@@ -21,6 +21,7 @@ from alembic.config import Config
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import Result, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,6 +29,8 @@ from alembic import command
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from devtools.postgres_provider import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +147,37 @@ def scratch_databases(server_url: str, prefix: str = "scratch") -> Iterator[NewD
         with admin.connect() as conn:
             for name in names:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def database_copy(server: PostgresServer, name: str) -> Iterator[PostgresServer]:
+    """The server with a new database `name`, a copy of the server's own (its template), dropped
+    on exit. CREATE DATABASE copies the template's files: a migrated schema in a fraction of a
+    second. Two copies made at once may find the template busy for a moment: tried again."""
+    from dataclasses import replace
+
+    import psycopg
+
+    admin = create_engine(sync_url(server.url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    template = make_url(server.url).database
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for attempt in range(50):
+                try:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                    break
+                except DBAPIError as exc:
+                    busy = isinstance(exc.orig, psycopg.errors.ObjectInUse)  # "being accessed by other users"
+                    if not busy or attempt == 49:
+                        raise
+                    time.sleep(0.1)
+        url = make_url(server.url).set(database=name).render_as_string(hide_password=False)
+        yield replace(server, url=url, description=f"{server.description} (this worker: database {name})")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
