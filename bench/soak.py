@@ -72,7 +72,7 @@ class Snapshot:
     pool_checked_out: int
     pool_overflow: int
     pool_idle: int
-    pg_connections: int  # the app's, from pg_stat_activity (by application_name)
+    pg_connections: int  # the app's, from pg_stat_activity (its application_name, on its database)
     pg_active: int
     rss_mib: float
     open_fds: int
@@ -111,7 +111,7 @@ def _snapshot(database_url: str, app: FastAPI) -> Snapshot:
         try:
             row = await conn.fetchrow(
                 "SELECT count(*) AS n, count(*) FILTER (WHERE state = 'active') AS active "
-                "FROM pg_stat_activity WHERE application_name = $1",
+                "FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
                 app.state.settings.DB_APPLICATION_NAME,
             )
             assert row is not None
