@@ -247,6 +247,7 @@ def _cluster_version(datadir: Path) -> str | None:
         return None
 
 
+# --8<-- [start:find_pg_ctl]
 def _usable(pg_ctl: Path) -> str | None:
     """None when this pg_ctl runs (as the server user when root: devtools/privileges.py), else why not.
 
@@ -304,6 +305,9 @@ def find_pg_ctl() -> tuple[str, Path]:
             return origin, pg_ctl
         reasons.append(reason)
     raise LookupError("; ".join(reasons) or "no pg_ctl found")
+
+
+# --8<-- [end:find_pg_ctl]
 
 
 def _connect_when_ready(port: int, timeout: float = 60.0) -> Any:

@@ -104,6 +104,7 @@ def is_cached_copy(path: Path) -> bool:
     return CACHE_HOME in path.parents
 
 
+# --8<-- [start:readable_copy]
 def readable_copy(base: Path, parts: tuple[str, ...], prefix: str) -> Path:
     """A directory holding `base/part` as `part` for each part, root's and readable by everyone.
 
@@ -136,3 +137,6 @@ def readable_copy(base: Path, parts: tuple[str, ...], prefix: str) -> Path:
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return target
+
+
+# --8<-- [end:readable_copy]

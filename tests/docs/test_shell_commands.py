@@ -109,6 +109,10 @@ NOT_RUN = {
         "those tests twice"
     ),
     'python3 tasks.py test --args "tests/api/test_posts.py"': "the same: a part of the whole suite",
+    "python3 tasks.py test --all": (
+        "the full tier, roughly 15 minutes of browsers, processes, images and load, and the default "
+        "tier again; run inside the suite it would run the suite inside itself. .ci/run runs it once"
+    ),
     'python3 tasks.py db.revision --message "add posts table"': (
         "writes a new file into alembic/versions/; tests/migrations/test_autogenerate.py runs the "
         "same autogenerate, in a copy of alembic/, and applies the result"
