@@ -34,8 +34,10 @@ def lock_digest() -> str:
 # --8<-- [start:bootstrap]
 def _bootstrap() -> None:
     """Create/refresh venv/ and re-run this command inside it."""
-    if sys.version_info < (3, 11):
-        sys.exit(f"tasks.py needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if sys.version_info < (3, 11, 5):  # pyproject.toml's requires-python (pymdown-extensions 13's)
+        sys.exit(
+            f"tasks.py needs Python 3.11.5 or newer; this is {sys.version.split()[0]} ({sys.executable})"
+        )
     digest = lock_digest()
     if not VENV_PYTHON.exists() or not STAMP.exists() or STAMP.read_text() != digest:
         started = time.monotonic()
