@@ -349,7 +349,9 @@ async def test_sign_ups_at_once_hash_at_most_the_concurrency_setting_at_a_time(
         async with engine.begin() as conn:
             await conn.execute(text("TRUNCATE users RESTART IDENTITY CASCADE"))
     assert [a.status_code for a in answers] == [201] * 12
-    assert counter.most == slots  # never more at once; and as many as allowed (12 ask together)
+    assert 2 <= counter.most <= slots  # they overlap, up to the setting and never beyond...
+    if slots > 2:
+        assert counter.most > 2  # ...and past two only where the setting allows it
 
 
 # --8<-- [end:test_hashing_slots]
