@@ -83,16 +83,16 @@ NOT_RUN = {
     ),
     "python3 tasks.py bench --name hot-path": (
         "a load benchmark of minutes, with results that depend on the machine; "
-        "tests/test_bench_hot_path.py runs it briefly on every run, and tests/test_hot_path.py "
+        "tests/test_bench_hot_path.py runs it briefly in the full tier, and tests/test_hot_path.py "
         "checks the round trips it depends on"
     ),
     "python3 tasks.py fuzz --cases 500 --record": (
         "about 9,000 generated requests, minutes of them, and it rewrites bench/results/fuzz.txt; "
-        "tests/hardening/test_fuzz.py runs the same harness with 60 cases per operation on every run"
+        "tests/hardening/test_fuzz.py runs the same harness with 60 cases per operation in the full tier"
     ),
     "python3 tasks.py bench --name soak --record": (
         "60 s of load with results that depend on the machine, and it rewrites "
-        "bench/results/soak.txt; tests/hardening/test_soak.py runs the same soak for 4 s on every run"
+        "bench/results/soak.txt; tests/hardening/test_soak.py runs the same soak for 4 s in the full tier"
     ),
     "curl http://127.0.0.1:8000/api/v1/health": (
         "needs the server above; the tests send the same request with httpx"
