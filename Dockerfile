@@ -25,7 +25,9 @@ COPY deploy/entrypoint.sh /usr/local/bin/entrypoint
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=8000
 USER app
 EXPOSE 8000
-# Readiness, not liveness: "healthy" means the models are loaded and the database answers.
+# Readiness: "healthy" means the database answers at the schema's head and every model is loaded.
+# Docker and compose restart nothing on it: they gate traffic and start order by it. A platform
+# that restarts on a failed probe (Kubernetes' livenessProbe) points that one at /health/live.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/api/v1/health/ready', timeout=2)"]
 ENTRYPOINT ["entrypoint"]

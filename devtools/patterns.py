@@ -22,10 +22,12 @@ REQUIRED_GROUPS = (
     *("W", "D", "S", "M", "SC", "R", "SV", "DB", "MG", "T", "TS", "E"),
     *("AU", "HD", "PF", "DP", "TT"),
 )
-# Items of groups that are only partly built yet: the ML items are (serving, the log, search, jobs).
+# Items of groups that are only partly built yet: the ML items (serving, the log, search, jobs)
+# and observability's.
 REQUIRED_ITEMS = (
     *("ML01", "ML02", "ML03", "ML04", "ML05", "ML06"),
     *("ML07", "ML08", "ML09", "ML10", "ML11", "ML12"),
+    "OB01",  # observability (issue 20): the probes
 )
 
 

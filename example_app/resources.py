@@ -21,6 +21,7 @@ from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import Settings
 from example_app.core.database import create_engine, create_sessionmaker, read_options
 from example_app.core.rate_limit import LoginLimiter
+from example_app.core.schema_version import SchemaHead
 from example_app.core.security import Passwords
 from example_app.ml.embedding import TextEmbedder, embedder_or_none
 from example_app.ml.inference import Inference
@@ -39,13 +40,14 @@ class Resources:
     models: ModelRegistry  # loaded once, checksum verified
     inference: Inference  # INFERENCE_CONCURRENCY threads, INFERENCE_TIMEOUT each
     embedder: TextEmbedder | None  # None: it failed to load, search answers 503
+    schema: SchemaHead  # the revision this code needs: readiness compares the database's
     started_at: datetime
 
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open what the app serves with; a bad artifact is logged in one line and keeps
-    /health/ready at 503. The schema is Alembic's job, not this one's."""
+    /health/ready at 503. Migrating is Alembic's job, not this one's: readiness only checks it."""
     engine = create_engine(settings)  # no connection yet: the pool opens them on demand
     try:
         await enforce_connection_budget(engine, settings)  # fits max_connections, or no start
@@ -59,6 +61,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             models=ModelRegistry.load({DIGITS: settings.MODEL_DIR}),
             inference=Inference(settings.INFERENCE_CONCURRENCY, settings.INFERENCE_TIMEOUT),
             embedder=embedder_or_none(),  # search's text embeddings (wordllama, from its wheel)
+            schema=SchemaHead.read(),  # once, here: the files do not change while it runs
             started_at=utcnow(),
         )
         # What start-up made (models, metadata, schemas: ~145,000 objects) lives until shutdown.

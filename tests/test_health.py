@@ -1,4 +1,6 @@
-"""GET /api/v1/health: 200 on a live database, 503 (quickly) when it is not reachable."""
+"""The probes. GET /api/v1/health: 200 on a live database, 503 (quickly) when it is not
+reachable. Liveness answers whatever the database does; readiness (OB01) is 503 without the
+database, without a model the app serves, or on a schema behind this code's head."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
@@ -17,9 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from devtools.postgres_provider import free_port
 from example_app.api.dependencies import get_db
 from example_app.core.config import API_V1_PREFIX
-from tests.support import http_client
+from example_app.core.schema_version import SchemaHead
+from example_app.ml.embedding import MODEL_NAME as EMBEDDING_MODEL
+from tests.support import AppFactory, ClientFactory, alembic_config, http_client
 
 HEALTH = f"{API_V1_PREFIX}/health"
+LIVE, READY = f"{HEALTH}/live", f"{HEALTH}/ready"
 
 
 @pytest.mark.pattern("S03", "W01", "W07")
@@ -29,7 +35,9 @@ async def test_health_ok_on_live_database(client: AsyncClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok", "detail": None}
 
 
-async def _health_with_database_at(app: FastAPI, url: str) -> tuple[int, dict[str, object], float]:
+async def _health_with_database_at(
+    app: FastAPI, url: str, probe: str = HEALTH
+) -> tuple[int, dict[str, object], float]:
     engine = create_async_engine(url)
     sessions = async_sessionmaker(engine, class_=AsyncSession)
 
@@ -41,7 +49,7 @@ async def _health_with_database_at(app: FastAPI, url: str) -> tuple[int, dict[st
     try:
         async with http_client(app) as c:
             started = time.perf_counter()
-            response = await c.get(HEALTH)
+            response = await c.get(probe)
             elapsed = time.perf_counter() - started
     finally:
         app.dependency_overrides.clear()
@@ -78,9 +86,10 @@ async def test_health_503_is_bounded_when_the_database_hangs(app: FastAPI) -> No
 
 
 @pytest.mark.system("a server of its own, started and stopped")
-@pytest.mark.pattern("S03")
+@pytest.mark.pattern("S03", "OB01")
 async def test_health_503_when_the_server_is_stopped(app: FastAPI) -> None:
-    """A real server that was up and is then stopped: 503, not a traceback or a hang."""
+    """A real server that was up and is then stopped: 503, not a traceback or a hang; the
+    liveness probe still says 200, so nothing restarts a process that is fine."""
     from devtools.postgres_provider import find_pg_ctl, local_server
 
     origin, pg_ctl = find_pg_ctl()
@@ -91,6 +100,62 @@ async def test_health_503_when_the_server_is_stopped(app: FastAPI) -> None:
     assert status == 503
     assert body["database"] == "unreachable"
     assert elapsed < app.state.settings.HEALTH_CHECK_TIMEOUT + 1.5
+    ready, body, _ = await _health_with_database_at(app, server.url, READY)
+    assert (ready, body["database"]) == (503, "unreachable")
+    assert (await _health_with_database_at(app, server.url, LIVE))[0] == 200
+
+
+# --8<-- [start:probe_tests]
+@pytest.mark.pattern("OB01")
+async def test_without_the_database_readiness_fails_and_liveness_does_not(app: FastAPI) -> None:
+    nowhere = f"postgresql+asyncpg://nobody:x@127.0.0.1:{free_port()}/nothing"  # nothing listens
+    ready, body, _ = await _health_with_database_at(app, nowhere, READY)
+    live, _, _ = await _health_with_database_at(app, nowhere, LIVE)
+    assert (ready, live) == (503, 200)  # out of the load balancer's pool, and not restarted
+    assert body["status"] == "error"
+    assert "cannot query the database" in str(body["errors"])
+
+
+@pytest.mark.pattern("OB01")
+async def test_without_the_embedder_readiness_fails(
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await make_app()
+    client = await make_client(app)
+    assert EMBEDDING_MODEL in (await client.get(READY)).json()["models"]
+    monkeypatch.setattr(app.state.resources, "embedder", None)  # as when it fails to load
+    ready = await client.get(READY)
+    assert ready.status_code == 503
+    assert "embedding model is not loaded" in ready.json()["errors"]["embedder"]
+    assert (await client.get(LIVE)).status_code == 200
+
+
+@pytest.mark.pattern("OB01")
+async def test_a_schema_behind_head_fails_readiness(client: AsyncClient, db_session: AsyncSession) -> None:
+    head = SchemaHead.read()
+    (current,) = head.heads
+    before = ScriptDirectory.from_config(alembic_config("")).get_revision(current).down_revision
+    assert (await client.get(READY)).json()["schema_revision"] == current
+    # In the test's transaction, rolled back after it: the database as one migration ago.
+    await db_session.exec(text("UPDATE alembic_version SET version_num = :v").bindparams(v=before))  # type: ignore[call-overload]
+    ready = await client.get(READY)
+    assert ready.status_code == 503
+    assert ready.json()["errors"]["schema"] == f"behind: at {before}, this code needs {current}"
+    await db_session.exec(text("DELETE FROM alembic_version"))  # type: ignore[call-overload]
+    assert "not migrated" in (await client.get(READY)).json()["errors"]["schema"]
+    assert (await client.get(LIVE)).status_code == 200
+
+
+@pytest.mark.pattern("OB01")
+async def test_a_schema_a_newer_release_migrated_keeps_readiness(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # A rollout: the new release's instance migrated first; the old ones keep serving meanwhile.
+    await db_session.exec(text("UPDATE alembic_version SET version_num = 'f00dfacef00d'"))  # type: ignore[call-overload]
+    assert (await client.get(READY)).status_code == 200
+
+
+# --8<-- [end:probe_tests]
 
 
 @pytest.mark.pattern("DB01")

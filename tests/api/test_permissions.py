@@ -257,6 +257,7 @@ PUBLIC: set[Operation] = {
     ("POST", f"{API}/users"),  # sign up
     ("POST", f"{API}/auth/token"),  # log in
     ("GET", f"{API}/health"),
+    ("GET", f"{API}/health/live"),
     ("GET", f"{API}/health/ready"),
     ("GET", f"{API}/posts"),
     ("GET", f"{API}/posts/{{post_id}}"),

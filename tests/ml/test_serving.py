@@ -43,7 +43,11 @@ async def test_lifespan_loads_the_model_once_and_readiness_is_200(client: AsyncC
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok"
-    assert body["models"] == {DIGITS: f"{model.version} sha256:{model.sha256[:12]}"}
+    embedder = app.state.resources.embedder
+    assert body["models"] == {
+        DIGITS: f"{model.version} sha256:{model.sha256[:12]}",
+        embedder.name: embedder.version,  # search's model: served too, so readiness waits for it
+    }
     await client.post(path("predict"), json={"pixels": [0.0] * 64})
     assert app.state.resources.models.models[DIGITS] is model  # the same object: loaded once, not per request
 
