@@ -32,12 +32,17 @@ def lock_digest() -> str:
 
 
 # --8<-- [start:bootstrap]
+def python_problem(version: tuple[int, ...]) -> str | None:
+    """Why this interpreter cannot run the project (pyproject.toml's requires-python), or None."""
+    if version >= (3, 11, 5):  # pymdown-extensions 13's floor, and so the project's
+        return None
+    return f"tasks.py needs Python 3.11.5 or newer; this is {'.'.join(map(str, version))} ({sys.executable})"
+
+
 def _bootstrap() -> None:
     """Create/refresh venv/ and re-run this command inside it."""
-    if sys.version_info < (3, 11, 5):  # pyproject.toml's requires-python (pymdown-extensions 13's)
-        sys.exit(
-            f"tasks.py needs Python 3.11.5 or newer; this is {sys.version.split()[0]} ({sys.executable})"
-        )
+    if problem := python_problem(sys.version_info[:3]):
+        sys.exit(problem)
     digest = lock_digest()
     if not VENV_PYTHON.exists() or not STAMP.exists() or STAMP.read_text() != digest:
         started = time.monotonic()
