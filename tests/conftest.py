@@ -159,14 +159,15 @@ async def app(settings: Settings, migrated: Config) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def make_app(settings: Settings, migrated: Config) -> AsyncIterator[AppFactory]:
-    """Another app in this process, from the tests' settings with some changed: its own engine,
-    pool, limits and models, its lifespan run; all are shut down after the test."""
+    """Another app in this process, from the tests' settings with some changed (validated like
+    the environment's): its own engine, pool, limits and models, its lifespan run; all are shut
+    down after the test."""
     from example_app.main import create_app
 
     async with contextlib.AsyncExitStack() as stack:
 
         async def make(**changes: Any) -> FastAPI:
-            app = create_app(settings.model_copy(update=changes))
+            app = create_app(load_settings(**{**settings.model_dump(), **changes}))
             await stack.enter_async_context(LifespanManager(app))
             return app
 
