@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from example_app.api.admission import Admission, AdmissionLimit
 from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
+from example_app.api.request_id import RequestId
 from example_app.api.routes import auth, health, jobs, posts, predictions, users
 from example_app.api.swagger_ui import serve_swagger_ui
 from example_app.core.config import API_V1_PREFIX, Settings, load_settings, signing_key
@@ -39,10 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     serve_swagger_ui(app)  # /docs from local files, not a CDN
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
-    # Added last, so it runs first: a prediction over the limit is shed before anything else.
+    # Added late, so it runs early: a prediction over the limit is shed before anything else.
     app.state.admission = AdmissionLimit(settings.PREDICTION_MAX_IN_PROGRESS)
     predictions_paths = [f"{API_V1_PREFIX}/predictions", f"{API_V1_PREFIX}/predictions/batch"]
     app.add_middleware(Admission, paths=predictions_paths, counter=app.state.admission)
+    app.add_middleware(RequestId)  # outermost: a shed request and a 413 have their id too
     for module in (health, auth, users, posts, predictions, jobs):
         app.include_router(module.router, prefix=API_V1_PREFIX)  # /api/v1 + /users + /{id}
     return app

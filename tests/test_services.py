@@ -101,7 +101,7 @@ async def test_routes_get_the_service_from_its_provider(db_session: AsyncSession
     finally:
         app.dependency_overrides.clear()
     assert response.status_code == 409
-    assert response.json() == {"detail": "read-only today"}
+    assert response.json()["detail"] == "read-only today"
 
 
 # --- PostService ----------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ Admitting a few at a time and answering the rest at once with 503 + Retry-After 
 body is read) keeps the loop's queue short; the client, or the load balancer, tries again.
 """
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from example_app.api.errors import RETRY_AFTER_SECONDS
-from example_app.schemas.error import ErrorResponse
+from example_app.api.errors import RETRY_AFTER_SECONDS, error_body
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Admission:
 
     async def _shed(self, send: Send) -> None:
         detail = f"busy: {self.counter.limit} predictions in progress here; try again shortly"
-        body = ErrorResponse(detail=detail).model_dump_json().encode()
+        body = json.dumps(error_body(detail)).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -1,7 +1,11 @@
 """A cap on request bodies, enforced while the body is read: 413 before anything is parsed."""
 
+import json
+
 from fastapi import HTTPException, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from example_app.api.errors import error_body
 
 
 class BodySizeLimit:
@@ -40,7 +44,7 @@ class BodySizeLimit:
         return f"request body over the limit of {self.max_bytes} bytes"
 
     async def _refuse(self, send: Send) -> None:
-        body = b'{"detail":"' + self.detail.encode() + b'"}'
+        body = json.dumps(error_body(self.detail)).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.core import request_id
 from example_app.core.config import API_V1_PREFIX, Settings
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.security import user_id_from_token
@@ -143,7 +144,7 @@ async def get_digits_model(models: ModelsDep) -> LoadedModel:
 async def get_prediction_service(
     db: SessionDep, inference: Annotated[Inference, Depends(get_inference)]
 ) -> PredictionService:
-    return PredictionService(db, inference)
+    return PredictionService(db, inference, request_id.current.get())
 
 
 DigitsModelDep = Annotated[LoadedModel, Depends(get_digits_model)]

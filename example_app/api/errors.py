@@ -9,13 +9,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from example_app.core import request_id
 from example_app.schemas.error import ErrorResponse
 from example_app.services.errors import (
     AuthenticationError,
@@ -41,6 +42,11 @@ STATUS_FOR: dict[type[ServiceError], int] = {
 RETRY_AFTER_SECONDS = "1"
 
 
+def error_body(detail: Any) -> dict[str, Any]:
+    """ErrorResponse's fields: what went wrong, and the id of the request it went wrong in."""
+    return {"detail": detail, "request_id": request_id.current.get()}
+
+
 async def service_error_handler(request: Request, exc: Exception) -> JSONResponse:
     code = next((c for kind, c in STATUS_FOR.items() if isinstance(exc, kind)), status.HTTP_400_BAD_REQUEST)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
@@ -49,7 +55,7 @@ async def service_error_handler(request: Request, exc: Exception) -> JSONRespons
     detail: Any = str(exc)
     if isinstance(exc, InvalidReferenceError):  # a 422 is a list of problems, whatever found it
         detail = [{"loc": ["body", *exc.field], "msg": str(exc), "type": "invalid_reference"}]
-    return JSONResponse({"detail": detail}, status_code=code, headers=headers)
+    return JSONResponse(error_body(detail), status_code=code, headers=headers)
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -103,7 +109,9 @@ async def options_or_http_error(request: Request, exc: Exception) -> Response:
     list, gets it with a 204 instead of an error."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
-        return await http_exception_handler(request, exc)
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
     # Starlette's Allow names the methods of the first route on the path; GET and POST /users
     # are two routes. The OpenAPI document lists them all, path by path.
     methods = set((exc.headers or {}).get("Allow", "").replace(" ", "").split(",")) - {""}
@@ -116,7 +124,7 @@ async def options_or_http_error(request: Request, exc: Exception) -> Response:
     allow = {"Allow": ", ".join(sorted(methods | {"OPTIONS"}))}
     if request.method == "OPTIONS":
         return Response(status_code=status.HTTP_204_NO_CONTENT, headers=allow)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=allow)
+    return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=allow)
 
 
 # --8<-- [end:options]
@@ -157,7 +165,7 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
         raise exc
     logger.warning("database unavailable: %s %s -> 503 (%s)", request.method, request.url.path, reason)
     return JSONResponse(
-        {"detail": "The database is unavailable; try again shortly"},
+        error_body("The database is unavailable; try again shortly"),
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
@@ -220,7 +228,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     if len(errors) > ECHO_ERRORS:
         more = f"... and {len(errors) - ECHO_ERRORS} more problems"
         items.append({"loc": ["body"], "msg": more, "type": "too_many_errors"})
-    return JSONResponse({"detail": items}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return JSONResponse(error_body(items), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 # --8<-- [end:redact]

@@ -35,4 +35,7 @@ class PredictionLog(SQLModel, table=True):
     input: dict[str, Any] = Field(sa_type=JSONB)
     output: dict[str, Any] = Field(sa_type=JSONB)
     latency_ms: float  # inference time of the request this row came from (a batch shares it)
+    # The request's X-Request-ID: joins the row to that request's log lines and error reports.
+    # No index: it is looked up by an operator now and then, and every insert would pay for one.
+    request_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = created_at_field()

@@ -1,4 +1,4 @@
-"""The one shape of every error answer, 4xx and 5xx: `{"detail": ...}`."""
+"""The one shape of every error answer, 4xx and 5xx: `{"detail": ..., "request_id": ...}`."""
 
 from typing import Any
 
@@ -19,3 +19,6 @@ class ErrorResponse(BaseModel):
     # A 422 lists each problem (the same list for a bad body and for a bad reference); every
     # other status says in one sentence what went wrong.
     detail: str | list[FieldError]
+    # The request's id (X-Request-ID): what a user quotes, and what its log lines and its
+    # prediction rows carry. None only for an error raised outside a request.
+    request_id: str | None = None

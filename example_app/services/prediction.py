@@ -28,9 +28,10 @@ LOG_COLUMNS = (
 
 
 class PredictionService:
-    def __init__(self, db: AsyncSession, inference: Inference) -> None:
+    def __init__(self, db: AsyncSession, inference: Inference, request_id: str | None = None) -> None:
         self.db = db
         self.inference = inference
+        self.request_id = request_id  # written on each row this service logs
 
     # --8<-- [start:predict]
     async def predict(
@@ -54,6 +55,7 @@ class PredictionService:
                 "input": {"pixels": list(row)},
                 "output": output,
                 "latency_ms": latency_ms,
+                "request_id": self.request_id,
             }
             for row, output in zip(rows, outputs, strict=True)
         ]

@@ -99,11 +99,9 @@ async def test_a_bad_reference_is_a_422_of_the_same_shape_as_a_bad_field(
 ) -> None:
     response = await client.post(path("create_post"), json={"title": "t", "body": "b"})
     assert response.status_code == 422
-    assert response.json() == {
-        "detail": [
-            {"loc": ["body"], "msg": "author_id 987654 is not an existing user", "type": "invalid_reference"}
-        ]
-    }
+    assert response.json()["detail"] == [
+        {"loc": ["body"], "msg": "author_id 987654 is not an existing user", "type": "invalid_reference"}
+    ]
     invalid_field = await client.post(path("create_post"), json={"title": "", "body": "b"})
     assert invalid_field.status_code == 422
     for body in (response.json(), invalid_field.json()):
@@ -168,7 +166,7 @@ async def test_options_answers_the_allowed_methods(client: AsyncClient) -> None:
     wrong = await client.put(path("get_user", user_id=1))
     assert wrong.status_code == 405
     assert wrong.headers["allow"] == one.headers["allow"]
-    assert wrong.json() == {"detail": "Method Not Allowed"}
+    assert wrong.json()["detail"] == "Method Not Allowed"
 
 
 # --8<-- [end:options_tests]

@@ -72,7 +72,7 @@ async def chunked_post(url: str, size: int) -> tuple[int, float]:
         response = await client.post(
             "/api/v1/users", content=chunked(size), headers={"content-type": "application/json"}
         )
-        assert response.json() == {"detail": f"request body over the limit of {LIMIT} bytes"}
+        assert response.json()["detail"] == f"request body over the limit of {LIMIT} bytes"
         return response.status_code, time.perf_counter() - started
 
 
@@ -125,7 +125,7 @@ async def test_deep_nesting_under_the_limit_is_a_documented_400(app_server: Serv
             "/api/v1/users", content=body, headers={"content-type": "application/json"}
         )
         assert response.status_code == 400
-        assert response.json() == {"detail": "There was an error parsing the body"}
+        assert response.json()["detail"] == "There was an error parsing the body"
         assert (await client.get("/api/v1/health")).status_code == 200
         openapi = (await client.get("/openapi.json")).json()
         assert "400" in openapi["paths"]["/api/v1/users"]["post"]["responses"]

@@ -23,7 +23,7 @@ from tests.support import NewDatabase, alembic_config, sync_url
 INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX, PREDICTIONS, USERS_IS_SUPERUSER, *LATER = (
     revisions()
 )
-POSTS_EMBEDDING, PROCRASTINATE_SCHEMA = "928435d03ec6", "d258726f3557"
+POSTS_EMBEDDING, PROCRASTINATE_SCHEMA, PREDICTIONS_REQUEST_ID = "928435d03ec6", "d258726f3557", "5b0f3c1d9e2a"
 
 # What each revision adds to the schema (none of them removes anything on the way up).
 DECLARED: dict[str, set[str]] = {
@@ -85,6 +85,7 @@ DECLARED: dict[str, set[str]] = {
     # procrastinate's own tables, types and functions: not the app's schema, left out of a snapshot
     # (tests/migrations/test_vector_and_queue.py checks they come and go).
     PROCRASTINATE_SCHEMA: set(),
+    PREDICTIONS_REQUEST_ID: {"column predictions.request_id character varying(64) NULL"},
 }
 
 
