@@ -9,6 +9,7 @@ names what to run: a missing tool is never a skipped test.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -35,6 +36,17 @@ def chromium_executable() -> str | None:
 
 def _running_as_root() -> bool:
     return os.geteuid() == 0
+
+
+@functools.cache
+def docker_answers() -> bool:
+    """Whether a Docker engine answers this user: the image tests' tools matter only then."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _compose_plugin() -> bool:
@@ -83,21 +95,19 @@ TOOLS = (
         lambda: shutil.which("/usr/sbin/pgbouncer") is not None,
         needed_by=("tests/deployment/test_pgbouncer.py",),
     ),
-    # The app's image (DP05) is built on a Debian base that debootstrap makes; without Docker
-    # there is no image to build, and nothing to install.
+    # The app's image (DP05) is built on a Debian base that debootstrap makes; without a Docker
+    # engine that answers there is no image to build, and nothing to install.
     Tool(
         "debootstrap",
         "debootstrap",
-        lambda: shutil.which("docker") is None or shutil.which("debootstrap") is not None,
+        lambda: not docker_answers() or shutil.which("debootstrap") is not None,
         needed_by=("tests/deployment/test_image.py",),
     ),
     # The compose test brings deploy/compose.yaml up (Docker's plugin, else Debian's docker-compose).
     Tool(
         "docker-compose",
         "docker-compose",
-        lambda: (
-            shutil.which("docker") is None or shutil.which("docker-compose") is not None or _compose_plugin()
-        ),
+        lambda: not docker_answers() or shutil.which("docker-compose") is not None or _compose_plugin(),
         needed_by=("tests/deployment/test_compose.py",),
     ),
     # The local PostgreSQL provider drops root privileges with setpriv (PostgreSQL refuses root).
@@ -150,12 +160,7 @@ def prepare_images(selected: Sequence[str]) -> None:
     """Where a Docker engine answers, `tasks.py app-image` before the image tests: what needs the
     network (Debian's mirror, PyPI) happens here, before pytest, never in a test."""
     image_user = Tool("images", "", lambda: True, needed_by=IMAGE_TESTS)
-    if not image_user.wanted_by(selected) or shutil.which("docker") is None:
-        return
-    try:
-        if subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode != 0:
-            return
-    except subprocess.TimeoutExpired:
+    if not image_user.wanted_by(selected) or not docker_answers():
         return
     from devtools.app_image import ImageError, build
 
