@@ -137,6 +137,7 @@ def serve(
             sys.exit("--reload runs one process: leave out --workers, or --reload")
         os.environ["WEB_CONCURRENCY"] = str(workers)  # uvicorn's --workers, and the app's budget
         cmd += ["--timeout-graceful-shutdown", "30"]  # on SIGTERM: answer what was accepted, 30 s at most
+        cmd += ["--log-config", "example_app/logging.json"]  # text, or JSON lines with LOG_FORMAT=json
         job_worker = [str(VENV_PYTHON), "-m", "example_app.jobs.worker"]  # embeds new and edited posts
         _run_until_signalled([*cmd, "--reload"] if reload else cmd, alongside=job_worker)
 

@@ -12,7 +12,8 @@ case "${1:-app}" in
     app)
         migrate
         exec uvicorn example_app.main:app --host 0.0.0.0 --port "${PORT:-8000}" \
-            --workers "${WEB_CONCURRENCY:-1}" --timeout-graceful-shutdown 30
+            --workers "${WEB_CONCURRENCY:-1}" --timeout-graceful-shutdown 30 \
+            --log-config example_app/logging.json
         ;;
     worker)
         migrate

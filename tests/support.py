@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,9 +238,10 @@ def http_client(app: FastAPI, base_url: str = "http://test") -> AsyncClient:
 
 
 @contextlib.contextmanager
-def served_in_thread(app: FastAPI) -> Iterator[str]:
+def served_in_thread(app: FastAPI, **config: Any) -> Iterator[str]:
     """uvicorn serving `app` (its lifespan included) on a loopback port, from a thread of this
-    process with an event loop of its own; its base URL. Stopped (lifespan shut down) on exit."""
+    process with an event loop of its own; its base URL. Stopped (lifespan shut down) on exit.
+    `config`: uvicorn.Config's arguments (warnings only, unless told otherwise)."""
     import threading
 
     import uvicorn
@@ -248,7 +249,8 @@ def served_in_thread(app: FastAPI) -> Iterator[str]:
     from devtools.postgres_provider import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = {"log_level": "warning", **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -272,8 +274,11 @@ class ServedApp:
 
 
 @contextlib.contextmanager
-def served_app(database_url: str, log: Path | None = None, **env: str) -> Iterator[ServedApp]:
-    """uvicorn example_app.main:app on a free port of 127.0.0.1 (the database migrated already).
+def served_app(
+    database_url: str, log: Path | None = None, args: Sequence[str] = (), **env: str
+) -> Iterator[ServedApp]:
+    """uvicorn example_app.main:app on a free port of 127.0.0.1 (the database migrated already),
+    with uvicorn's `args` added.
 
     Its log (stderr) goes to `log` when given, where a test can read it while the app runs.
     """
@@ -289,6 +294,7 @@ def served_app(database_url: str, log: Path | None = None, **env: str) -> Iterat
             "127.0.0.1",
             "--port",
             str(port),
+            *args,
         ],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url, **env},

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from example_app.core.log_format import LogFormat
+
 APP_DIR = Path(__file__).resolve().parent.parent
 MIN_SECRET_KEY_LENGTH = 32
 NEW_KEY_HINT = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -58,6 +60,9 @@ class Settings(BaseSettings):
     # --8<-- [end:db_timeouts]
     DB_APPLICATION_NAME: str = "fastapi-ml-guide"  # how the app's connections show in pg_stat_activity
     HEALTH_CHECK_TIMEOUT: Annotated[float, Field(gt=0)] = 2.0
+    # Log lines as text, or JSON objects for a log collector (core/log_format.py reads it first,
+    # since uvicorn configures logging before the app starts; it is here to be validated too).
+    LOG_FORMAT: LogFormat = "text"
 
     # The served model: a folder with manifest.json and the file it names (checksum verified).
     MODEL_DIR: Path = APP_DIR / "ml" / "artifacts" / "digits"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from example_app.core.config import Settings, get_settings
 from example_app.core.database import create_engine, create_sessionmaker
+from example_app.core.log_format import configure as configure_logging
 from example_app.jobs.queue import queue, worker_connector
 from example_app.jobs.tasks import WorkerResources
 from example_app.ml.embedding import shared_embedder
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
     parser.add_argument("--name", default="worker", help="the worker's name in its log lines")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # the app's format: text, or JSON lines with LOG_FORMAT=json
     asyncio.run(run_worker(get_settings(), concurrency=args.concurrency, name=args.name))
 
 
