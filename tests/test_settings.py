@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -51,7 +52,11 @@ def test_a_settings_error_is_one_line_on_stderr_and_exit_status_1() -> None:
     """What the in-process tests below read from SystemExit is what a process prints."""
     result = subprocess.run(
         [sys.executable, "-c", "import example_app.main"],
-        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": A_KEY, "DATABASE_URL": "postgresql://u@h/db"},
+        env={  # this process's environment but for its settings: those are the test's
+            **{name: value for name, value in os.environ.items() if name not in Settings.model_fields},
+            "SECRET_KEY": A_KEY,
+            "DATABASE_URL": "postgresql://u@h/db",
+        },
         cwd=ROOT / "tests",  # away from any .env file in the project root
         capture_output=True,
         text=True,
