@@ -254,10 +254,8 @@ def test(c: Context, args: str = "", all_: bool = False) -> None:
             sys.exit("; ".join(found))
         line += f", {catalogue_line(cov, full_tier=all_)}"
     if failed and not all_ and not any(counts[kind] for kind in ("passed", "failed", "error")):
-        # a selection of the full tier's tests, all deselected here: say so, and how to run them
-        sys.exit(
-            f"{line}: the tests selected are the full tier's; run python3 tasks.py test --all --args {args!r}"
-        )
+        # nothing ran: a selection of the full tier's tests (or of none), deselected here
+        sys.exit(f"{line}: no test of the default tier matches; with the full tier's: --all --args {args!r}")
     if failed:
         others = ", ".join(f"{n} {kind}" for kind, n in counts.items() if kind in ("failed", "error"))
         sys.exit(f"{line}; FAILED: {others or 'see above'}")
