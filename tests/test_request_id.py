@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -15,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.api.dependencies import get_db
 from example_app.core.request_id import HEADER, RequestIdFilter
-from tests.support import Caller, path, sql
+from tests.support import AppFactory, Caller, path, sql
 
 DIGIT = {"pixels": [0.0] * 64}
 
@@ -88,3 +89,19 @@ async def test_every_answer_has_its_id_a_shed_or_refused_request_too(
         "big-1",
     )
     assert (shed.status_code, shed.json()["request_id"], shed.headers[HEADER]) == (503, "shed-1", "shed-1")
+
+
+@pytest.mark.pattern("OB04")
+async def test_a_bug_is_a_500_with_the_one_body_and_its_id(make_app: AppFactory) -> None:
+    app = await make_app()
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # as uvicorn: logged, not raised
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/broken", headers={HEADER: "bug-1"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error", "request_id": "bug-1"}
+    assert response.headers[HEADER] == "bug-1"

@@ -64,6 +64,15 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, options_or_http_error)
     for fault in (DBAPIError, PoolTimeoutError, OSError):  # OSError: refused, reset, timed out
         app.add_exception_handler(fault, database_fault_handler)
+    app.add_exception_handler(Exception, internal_error_handler)  # a bug: 500, traceback logged
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The one body for a bug too, with the id its traceback is logged under. Starlette calls
+    this outside every middleware (uvicorn logs the traceback after): the header is set here."""
+    body = error_body("Internal Server Error")
+    headers = {request_id.HEADER: body["request_id"]} if body["request_id"] else None
+    return JSONResponse(body, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, headers=headers)
 
 
 # --8<-- [end:error_statuses]

@@ -24,7 +24,7 @@ class RequestId:
             await send(message)
 
         token = request_id.current.set(rid)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id.current.reset(token)
+        await self.app(scope, receive, send_with_id)
+        # Not reset after an exception: the 500's handler and uvicorn's traceback line, both
+        # outside this middleware, still belong to the request (each request is a task of its own).
+        request_id.current.reset(token)
