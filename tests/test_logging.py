@@ -15,7 +15,7 @@ import pytest
 
 from alembic import command
 from example_app.core.config import Settings
-from example_app.core.log_format import LOG_CONFIG
+from example_app.core.log_format import LOG_CONFIG, TEXT
 from example_app.core.request_id import HEADER
 from tests.support import alembic_config, served_app, served_in_thread
 
@@ -74,6 +74,19 @@ def test_with_log_format_json_every_line_parses_the_access_log_included(
 
 
 # --8<-- [end:json_test]
+
+
+@pytest.mark.pattern("OB05")
+def test_a_bad_log_format_is_refused_in_one_line_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from example_app.core.config import load_settings
+    from example_app.core.log_format import formatter
+
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    assert formatter()._fmt == TEXT  # uvicorn's logging starts, in text...
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()  # ...and the app stops at its settings, in one line
+    assert "LOG_FORMAT" in str(stopped.value)
+    assert "\n" not in str(stopped.value)
 
 
 @pytest.mark.system("uvicorn's command line in a process of its own, as tasks.py serve runs it")

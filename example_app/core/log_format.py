@@ -14,6 +14,7 @@ import logging.config
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -35,7 +36,12 @@ class LogSettings(BaseSettings):
 
 def formatter(log_format: LogFormat | None = None) -> logging.Formatter:
     """The formatter of every handler: LOG_FORMAT's, unless told which."""
-    if (log_format or LogSettings().LOG_FORMAT) == "text":
+    if log_format is None:
+        try:
+            log_format = LogSettings().LOG_FORMAT
+        except ValidationError:  # text, here: the app's Settings then refuse it in one line
+            log_format = "text"
+    if log_format == "text":
         return logging.Formatter(TEXT)
     # A record's extra attributes become keys (an exception: exc_info); uvicorn's
     # color_message, its message with terminal colours, is left out.
