@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import subprocess
 import time
@@ -159,7 +160,10 @@ def database_copy(server: PostgresServer, name: str) -> Iterator[PostgresServer]
 
     import psycopg
 
-    admin = create_engine(sync_url(server.url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    # On the maintenance database: a session on the template itself would make it busy for the
+    # other workers' copies.
+    maintenance = make_url(server.url).set(database="postgres").render_as_string(hide_password=False)
+    admin = create_engine(sync_url(maintenance), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     template = make_url(server.url).database
     try:
         with admin.connect() as conn:
@@ -172,7 +176,7 @@ def database_copy(server: PostgresServer, name: str) -> Iterator[PostgresServer]
                     busy = isinstance(exc.orig, psycopg.errors.ObjectInUse)  # "being accessed by other users"
                     if not busy or attempt == 49:
                         raise
-                    time.sleep(0.1)
+                    time.sleep(0.05 + random.random() / 10)  # apart from the other workers
         url = make_url(server.url).set(database=name).render_as_string(hide_password=False)
         yield replace(server, url=url, description=f"{server.description} (this worker: database {name})")
     finally:
