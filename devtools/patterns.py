@@ -27,7 +27,7 @@ REQUIRED_GROUPS = (
 REQUIRED_ITEMS = (
     *("ML01", "ML02", "ML03", "ML04", "ML05", "ML06"),
     *("ML07", "ML08", "ML09", "ML10", "ML11", "ML12"),
-    *("OB01", "OB04", "OB05"),  # observability (issue 20): the probes, request ids, JSON logs
+    *("OB01", "OB02", "OB03", "OB04", "OB05"),  # observability (issue 20): probes, metrics, ids, logs
 )
 
 

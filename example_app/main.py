@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from example_app.api.admission import Admission, AdmissionLimit
 from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
+from example_app.api.metrics import Metrics, RequestMetrics, metrics_endpoint, process_exited
 from example_app.api.request_id import RequestId
 from example_app.api.routes import auth, health, jobs, posts, predictions, users
 from example_app.api.swagger_ui import serve_swagger_ui
@@ -19,9 +20,12 @@ from example_app.resources import open_resources
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Engine, models, limits: opened at start-up from the app's own settings, closed at shutdown.
-    async with open_resources(app.state.settings) as resources:
+    async with open_resources(app.state.settings, app.state.metrics) as resources:
         app.state.resources = resources
-        yield
+        try:
+            yield
+        finally:
+            process_exited()  # multiprocess mode: this worker's in-flight gauge leaves the sum
         del app.state.resources
 
 
@@ -37,14 +41,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="fastapi-ml-guide reference app", debug=settings.DEBUG, lifespan=lifespan, docs_url=None
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()  # a registry of this app's own: two apps count apart
     serve_swagger_ui(app)  # /docs from local files, not a CDN
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     # Added late, so it runs early: a prediction over the limit is shed before anything else.
     app.state.admission = AdmissionLimit(settings.PREDICTION_MAX_IN_PROGRESS)
     predictions_paths = [f"{API_V1_PREFIX}/predictions", f"{API_V1_PREFIX}/predictions/batch"]
-    app.add_middleware(Admission, paths=predictions_paths, counter=app.state.admission)
-    app.add_middleware(RequestId)  # outermost: a shed request and a 413 have their id too
+    app.add_middleware(
+        Admission, paths=predictions_paths, counter=app.state.admission, shed=app.state.metrics.shed
+    )
+    app.add_middleware(RequestId)  # a shed request and a 413 have their id too
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times them all
+    # Not in the OpenAPI document: a Prometheus text page for a scraper, not the JSON API.
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for module in (health, auth, users, posts, predictions, jobs):
         app.include_router(module.router, prefix=API_V1_PREFIX)  # /api/v1 + /users + /{id}
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.api.metrics import Metrics
 from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import Settings
 from example_app.core.database import create_engine, create_sessionmaker, read_options
@@ -45,7 +46,7 @@ class Resources:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[Resources]:
     """Open what the app serves with; a bad artifact is logged in one line and keeps
     /health/ready at 503. Migrating is Alembic's job, not this one's: readiness only checks it."""
     engine = create_engine(settings)  # no connection yet: the pool opens them on demand
@@ -59,7 +60,11 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             passwords=Passwords.from_settings(settings),
             login_limiter=LoginLimiter.from_settings(settings),
             models=ModelRegistry.load({DIGITS: settings.MODEL_DIR}),
-            inference=Inference(settings.INFERENCE_CONCURRENCY, settings.INFERENCE_TIMEOUT),
+            inference=Inference(
+                settings.INFERENCE_CONCURRENCY,
+                settings.INFERENCE_TIMEOUT,
+                latency=metrics.inference if metrics else None,  # seconds by model and version
+            ),
             embedder=embedder_or_none(),  # search's text embeddings (wordllama, from its wheel)
             schema=SchemaHead.read(),  # once, here: the files do not change while it runs
             started_at=utcnow(),

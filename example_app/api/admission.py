@@ -11,9 +11,11 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from example_app.api.errors import RETRY_AFTER_SECONDS, error_body
+from example_app.api.metrics import SHED_ADMISSION
 
 
 @dataclass
@@ -27,10 +29,13 @@ class AdmissionLimit:
 class Admission:
     """Pure ASGI middleware: at most `counter.limit` requests to `paths` (POST) in progress."""
 
-    def __init__(self, app: ASGIApp, paths: Collection[str], counter: AdmissionLimit) -> None:
+    def __init__(
+        self, app: ASGIApp, paths: Collection[str], counter: AdmissionLimit, shed: Counter | None = None
+    ) -> None:
         self.app = app
         self.paths = frozenset(paths)
         self.counter = counter
+        self.shed = shed  # the metrics' count of shed requests, by reason
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
@@ -62,6 +67,8 @@ class Admission:
             release()
 
     async def _shed(self, send: Send) -> None:
+        if self.shed is not None:
+            self.shed.labels(SHED_ADMISSION).inc()
         detail = f"busy: {self.counter.limit} predictions in progress here; try again shortly"
         body = json.dumps(error_body(detail)).encode()
         headers = [

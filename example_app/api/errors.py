@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from example_app.api.metrics import SHED_DATABASE_DOWN, SHED_POOL_TIMEOUT
 from example_app.core import request_id
 from example_app.schemas.error import ErrorResponse
 from example_app.services.errors import (
@@ -173,6 +174,8 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
     if reason is None:
         raise exc
     logger.warning("database unavailable: %s %s -> 503 (%s)", request.method, request.url.path, reason)
+    shed = SHED_POOL_TIMEOUT if isinstance(exc, PoolTimeoutError) else SHED_DATABASE_DOWN
+    request.app.state.metrics.shed.labels(shed).inc()
     return JSONResponse(
         error_body("The database is unavailable; try again shortly"),
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # Log lines as text, or JSON objects for a log collector (core/log_format.py reads it first,
     # since uvicorn configures logging before the app starts; it is here to be validated too).
     LOG_FORMAT: LogFormat = "text"
+    # --8<-- [start:metrics_token]
+    # GET /metrics (Prometheus) answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it
+    # answers 404: the counters say what runs and how busy it is, not for the public internet.
+    METRICS_TOKEN: SecretStr | None = None
+    # --8<-- [end:metrics_token]
 
     # The served model: a folder with manifest.json and the file it names (checksum verified).
     MODEL_DIR: Path = APP_DIR / "ml" / "artifacts" / "digits"

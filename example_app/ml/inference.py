@@ -16,6 +16,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 from anyio.to_thread import run_sync
+from prometheus_client import Histogram
 
 from example_app.ml.artifact import LoadedModel, Prediction
 
@@ -28,6 +29,7 @@ class InferenceTimeoutError(Exception):
 class Inference:
     concurrency: int
     timeout: float
+    latency: Histogram | None = None  # the app's metrics: seconds by model name and version
     limiter: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,4 +45,7 @@ class Inference:
                 prediction = await run_sync(model.predict_proba, rows, limiter=self.limiter)
         except TimeoutError:
             raise InferenceTimeoutError(f"no prediction within {self.timeout:g} s; try again") from None
-        return prediction, (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        if self.latency is not None:
+            self.latency.labels(model.name, model.version).observe(seconds)
+        return prediction, seconds * 1000

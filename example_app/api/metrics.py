@@ -1,0 +1,147 @@
+"""Prometheus metrics (OB02, OB03): what the app counts, the middleware that times every request,
+and GET /metrics, which answers only a caller with METRICS_TOKEN.
+
+Each app has its own registry, made by create_app: two apps in one process (the tests) count
+apart. Under `--workers N` each worker is a process of its own with its own counters; with
+PROMETHEUS_MULTIPROC_DIR set (tasks.py serve sets it), prometheus-client writes every value to
+files in that folder, and a scrape of any worker reads them all: one answer, the sum of all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable, read at import
+UNMATCHED = "unmatched"  # no route: a 404, or a request shed before routing (the raw path is not
+# a label: every scanner's guess would become a series of its own)
+SHED_ADMISSION = "admission"  # PREDICTION_MAX_IN_PROGRESS reached (api/admission.py)
+SHED_POOL_TIMEOUT = "pool_timeout"  # no free connection within DB_POOL_TIMEOUT
+SHED_DATABASE_DOWN = "database_down"  # refused, reset, timed out, too many connections
+
+
+# --8<-- [start:metrics]
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        by_request = ["route", "method", "status"]  # route: the template, /api/v1/posts/{post_id}
+        self.requests = Counter("http_requests", "Requests answered", by_request, registry=self.registry)
+        self.latency = Histogram(
+            "http_request_duration_seconds", "From the request's arrival to its last byte",
+            by_request, registry=self.registry,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "http_requests_in_flight", "Requests in progress", registry=self.registry,
+            multiprocess_mode="livesum",  # the sum over the workers alive
+        )  # fmt: skip
+        self.shed = Counter(
+            "http_requests_shed", "Requests answered 503 + Retry-After, by reason", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.inference = Histogram(
+            "inference_duration_seconds", "A prediction call, waiting for a thread included",
+            ["model", "version"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )  # fmt: skip
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: this app's registry, or every worker's files in multiprocess mode."""
+        if MULTIPROCESS_DIR not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()  # read fresh on each scrape, as prometheus-client says
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+def process_exited() -> None:
+    """A worker's live gauges leave the sum when it stops (the lifespan's end)."""
+    if MULTIPROCESS_DIR in os.environ:
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+# --8<-- [end:metrics]
+
+
+# --8<-- [start:middleware]
+class RequestMetrics:
+    """Pure ASGI middleware: count and time each request by route template, method and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # no answer started: an exception that Starlette turns into a 500 outside
+        started = time.perf_counter()
+
+        async def send_and_see(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_and_see)
+        finally:
+            self.metrics.in_flight.dec()
+            labels = (route_template(scope), scope["method"], str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route the router chose (it put it in the scope: the same dict, seen
+    here after the app ran), /api/v1/posts/{post_id}, never the raw path."""
+    route = scope.get("route")
+    template: str | None = getattr(route, "path_format", None)
+    if route is None or template is None:
+        return UNMATCHED
+    # FastAPI keeps an included router's routes as declared: /posts/{post_id}, without the
+    # include's prefix. The prefix is literal: the part of the path before what the route matched.
+    path: str = scope["path"]
+    for start, char in enumerate(path):
+        if char == "/" and route.path_regex.match(path[start:]):
+            return path[:start] + template
+    return template
+
+
+# --8<-- [end:middleware]
+
+
+# --8<-- [start:endpoint]
+async def metrics_endpoint(request: Request) -> Response:
+    """404 unless METRICS_TOKEN is set; then only `Authorization: Bearer <METRICS_TOKEN>` reads."""
+    token = request.app.state.settings.METRICS_TOKEN
+    if token is None:
+        raise HTTPException(404)  # off: nothing here to find
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(401, "A bearer token (METRICS_TOKEN) is required", {"WWW-Authenticate": "Bearer"})
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+# --8<-- [end:endpoint]

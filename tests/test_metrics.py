@@ -1,0 +1,145 @@
+"""GET /metrics (OB02, OB03): who may read it, and each metric read back after a test caused it.
+
+Each test makes an app of its own: its registry starts at zero, whatever other tests counted.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from example_app.ml.artifact import DIGITS_MODEL_DIR
+from tests.support import AppFactory, Caller, ClientFactory, bearer, http_client, path
+
+TOKEN = "metrics-reader-" + "x" * 24
+DIGIT = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())
+
+
+# --8<-- [start:scrape]
+async def scrape(client: AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of one scrape: (name, labels) -> value, parsed by prometheus-client's parser."""
+    response = await client.get("/metrics", headers=bearer(TOKEN))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+# --8<-- [end:scrape]
+
+
+async def metered(make_app: AppFactory, make_client: ClientFactory) -> tuple[FastAPI, AsyncClient]:
+    app = await make_app(METRICS_TOKEN=TOKEN)
+    return app, await make_client(app)
+
+
+# --8<-- [start:access_tests]
+@pytest.mark.pattern("OB03")
+async def test_metrics_are_not_there_unless_a_token_is_set(client: AsyncClient) -> None:
+    response = await client.get("/metrics")  # the tests' settings, like the default: no token
+    assert response.status_code == 404
+    assert "http_requests" not in response.text
+
+
+@pytest.mark.pattern("OB03")
+async def test_with_a_token_only_its_bearer_reads_the_metrics(
+    make_app: AppFactory, make_client: ClientFactory, caller: Caller
+) -> None:
+    app, client = await metered(make_app, make_client)
+    for headers in ({}, bearer("wrong"), bearer(TOKEN + "x"), caller.headers, {"Authorization": TOKEN}):
+        refused = await client.get("/metrics", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        assert "http_requests" not in refused.text
+    assert (await client.get("/metrics", headers=bearer(TOKEN))).status_code == 200
+    assert "/metrics" not in app.openapi()["paths"]  # no operation of the API: a scraper's page
+
+
+# --8<-- [end:access_tests]
+
+
+# --8<-- [start:metric_tests]
+@pytest.mark.pattern("OB02")
+async def test_requests_are_counted_and_timed_by_route_template_method_and_status(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    _app, client = await metered(make_app, make_client)
+    for post_id in (987_654_321, 987_654_322, 987_654_323):  # three paths, one template
+        assert (await client.get(path("get_post", post_id=post_id))).status_code == 404
+    assert (await client.get("/no/such/page")).status_code == 404
+    samples = await scrape(client)
+    by_post = {"route": "/api/v1/posts/{post_id}", "method": "GET", "status": "404"}
+    assert value(samples, "http_requests_total", **by_post) == 3
+    assert value(samples, "http_request_duration_seconds_count", **by_post) == 3
+    assert value(samples, "http_request_duration_seconds_sum", **by_post) > 0
+    assert value(samples, "http_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert not [labels for name, labels in samples if ("route", "/no/such/page") in labels]
+    assert value(samples, "http_requests_in_flight") == 1  # the scrape itself, nothing else
+
+
+@pytest.mark.pattern("OB02")
+async def test_inference_is_timed_by_model_name_and_version(
+    make_app: AppFactory, make_client: ClientFactory, caller: Caller
+) -> None:
+    app, client = await metered(make_app, make_client)
+    model = app.state.resources.models.models["digits"]
+    for _ in range(2):
+        assert (await client.post(path("predict"), json=DIGIT, headers=caller.headers)).status_code == 200
+    samples = await scrape(client)
+    labels = {"model": model.name, "version": model.version}
+    assert value(samples, "inference_duration_seconds_count", **labels) == 2
+    assert 0 < value(samples, "inference_duration_seconds_sum", **labels) < 5
+
+
+@pytest.mark.pattern("OB02")
+async def test_shed_requests_are_counted_by_reason(
+    make_app: AppFactory, make_client: ClientFactory, caller: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = await metered(make_app, make_client)
+
+    async def database_down() -> None:
+        raise ConnectionRefusedError("connection refused")  # what asyncpg raises: an outage
+
+    app.add_api_route("/down", database_down)
+    monkeypatch.setattr(app.state.admission, "limit", 0)  # every prediction is shed
+    for _ in range(3):
+        assert (await client.post(path("predict"), json=DIGIT, headers=caller.headers)).status_code == 503
+    assert (await client.get("/down")).status_code == 503
+    samples = await scrape(client)
+    assert value(samples, "http_requests_shed_total", reason="admission") == 3
+    assert value(samples, "http_requests_shed_total", reason="database_down") == 1
+    assert value(samples, "http_requests_shed_total", reason="pool_timeout") == 0
+    shed = {"route": "unmatched", "method": "POST", "status": "503"}  # shed before routing
+    assert value(samples, "http_requests_total", **shed) == 3
+
+
+@pytest.mark.pattern("OB02")
+async def test_a_pool_timeout_is_counted_as_shed(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN=TOKEN, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.2)
+    async with http_client(app) as client, app.state.resources.engine.connect():  # the only one, held
+        assert (await client.get(path("list_posts"))).status_code == 503
+        samples = await scrape(client)
+    assert value(samples, "http_requests_shed_total", reason="pool_timeout") == 1
+
+
+async def test_two_apps_count_apart(make_app: AppFactory, make_client: ClientFactory) -> None:
+    _first, first_client = await metered(make_app, make_client)
+    _second, second_client = await metered(make_app, make_client)
+    await first_client.get(path("list_posts"))
+    by_list = {"route": "/api/v1/posts", "method": "GET", "status": "200"}
+    assert value(await scrape(first_client), "http_requests_total", **by_list) == 1
+    assert value(await scrape(second_client), "http_requests_total", **by_list) == 0
+
+
+# --8<-- [end:metric_tests]
