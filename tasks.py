@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -139,7 +140,11 @@ def serve(
         cmd += ["--timeout-graceful-shutdown", "30"]  # on SIGTERM: answer what was accepted, 30 s at most
         cmd += ["--log-config", "example_app/logging.json"]  # text, or JSON lines with LOG_FORMAT=json
         job_worker = [str(VENV_PYTHON), "-m", "example_app.jobs.worker"]  # embeds new and edited posts
-        _run_until_signalled([*cmd, "--reload"] if reload else cmd, alongside=job_worker)
+        with contextlib.ExitStack() as stack:
+            if workers > 1:  # /metrics sums every worker's files: a new folder for each start
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="metrics-"))
+                os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder)
+            _run_until_signalled([*cmd, "--reload"] if reload else cmd, alongside=job_worker)
 
 
 # --8<-- [end:serve]

@@ -6,12 +6,16 @@ Each test makes an app of its own: its registry starts at zero, whatever other t
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.postgres_provider import free_port
 from example_app.ml.artifact import DIGITS_MODEL_DIR
 from tests.support import AppFactory, Caller, ClientFactory, bearer, http_client, path
 
@@ -143,3 +147,42 @@ async def test_two_apps_count_apart(make_app: AppFactory, make_client: ClientFac
 
 
 # --8<-- [end:metric_tests]
+
+
+# --8<-- [start:workers_test]
+@pytest.mark.system("python3 tasks.py serve --workers 2 as a process")
+@pytest.mark.pattern("OB03")
+def test_one_scrape_sums_the_requests_of_both_workers(database_url: str, tmp_path: Path) -> None:
+    from tests.deployment.test_connection_budget import Log, serve, stop
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve(
+        database_url, port, "--workers", "2", METRICS_TOKEN=TOKEN, PROMETHEUS_MULTIPROC_DIR=str(tmp_path)
+    )
+    log = Log(server)
+    try:
+        deadline = time.monotonic() + 240
+        while log.count("Application startup complete") < 2:
+            assert server.poll() is None, "".join(log.lines)
+            assert time.monotonic() < deadline, "".join(log.lines)
+            time.sleep(0.5)
+        requests = 200
+        for _ in range(requests):  # a connection each: the kernel hands them to either worker
+            assert httpx.get(f"{url}/api/v1/health/live", timeout=10).status_code == 200
+        counted = {path.name.rsplit("_", 1)[1] for path in tmp_path.glob("counter_*.db")}
+        assert len(counted) == 2, counted  # both processes counted some of them
+        scraped = httpx.get(f"{url}/metrics", headers=bearer(TOKEN), timeout=10)
+        samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            for sample in family.samples
+        }
+        live = {"route": "/api/v1/health/live", "method": "GET", "status": "200"}
+        assert value(samples, "http_requests_total", **live) == requests  # one answer, the sum
+    finally:
+        stop(server)
+        log.reader.join(timeout=30)
+
+
+# --8<-- [end:workers_test]
