@@ -32,7 +32,6 @@ from example_app.models.timestamps import utcnow
 
 @dataclass
 class Resources:
-    settings: Settings
     engine: AsyncEngine  # its pool: DB_POOL_SIZE + DB_MAX_OVERFLOW connections at most
     sessions: async_sessionmaker[AsyncSession]
     read_options: Mapping[str, Any]  # a GET's session options (core/database.py)
@@ -53,7 +52,6 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
     try:
         await enforce_connection_budget(engine, settings)  # fits max_connections, or no start
         resources = Resources(
-            settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
             read_options=read_options(settings),
