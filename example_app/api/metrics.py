@@ -13,6 +13,7 @@ import hmac
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -87,6 +88,7 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates: dict[int, str] = {}  # by id of the app's routes, which live as long as it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,25 +108,30 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_see)
         finally:
             self.metrics.in_flight.dec()
-            labels = (route_template(scope), scope["method"], str(status))
+            labels = (route_template(scope, self.templates), scope["method"], str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, known: dict[int, str]) -> str:
     """The template of the route the router chose (it put it in the scope: the same dict, seen
-    here after the app ran), /api/v1/posts/{post_id}, never the raw path."""
+    here after the app ran), /api/v1/posts/{post_id}, never the raw path. `known` holds what
+    earlier requests found, by route: a route is included once, under one prefix."""
     route = scope.get("route")
-    template: str | None = getattr(route, "path_format", None)
-    if route is None or template is None:
+    if route is None or getattr(route, "path_format", None) is None:
         return UNMATCHED
+    if (template := known.get(id(route))) is None:
+        template = known[id(route)] = _full_template(route, scope["path"])
+    return template
+
+
+def _full_template(route: Any, path: str) -> str:
     # FastAPI keeps an included router's routes as declared: /posts/{post_id}, without the
     # include's prefix. The prefix is literal: the part of the path before what the route matched.
-    path: str = scope["path"]
     for start, char in enumerate(path):
         if char == "/" and route.path_regex.match(path[start:]):
-            return path[:start] + template
-    return template
+            return path[:start] + str(route.path_format)
+    return str(route.path_format)
 
 
 # --8<-- [end:middleware]
