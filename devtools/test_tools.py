@@ -110,6 +110,13 @@ TOOLS = (
         lambda: not docker_answers() or shutil.which("docker-compose") is not None or _compose_plugin(),
         needed_by=("tests/deployment/test_compose.py",),
     ),
+    # A real Prometheus server scrapes the served app and answers the test's queries (OB02).
+    Tool(
+        "prometheus",
+        "prometheus",
+        lambda: Path("/usr/bin/prometheus").exists(),
+        needed_by=("tests/test_prometheus.py",),
+    ),
     # The local PostgreSQL provider drops root privileges with setpriv (PostgreSQL refuses root).
     Tool("setpriv", "util-linux", lambda: not _running_as_root() or shutil.which("setpriv") is not None),
 )

@@ -51,6 +51,8 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
     engine = create_engine(settings)  # no connection yet: the pool opens them on demand
     try:
         await enforce_connection_budget(engine, settings)  # fits max_connections, or no start
+        if metrics is not None:
+            metrics.watch_pool(engine, settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
         resources = Resources(
             engine=engine,
             sessions=create_sessionmaker(engine),
@@ -62,6 +64,7 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
                 settings.INFERENCE_CONCURRENCY,
                 settings.INFERENCE_TIMEOUT,
                 latency=metrics.inference if metrics else None,  # seconds by model and version
+                batch_rows=metrics.batch_rows if metrics else None,
             ),
             embedder=embedder_or_none(),  # search's text embeddings (wordllama, from its wheel)
             schema=SchemaHead.read(),  # once, here: the files do not change while it runs

@@ -5,6 +5,7 @@ Each test makes an app of its own: its registry starts at zero, whatever other t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -104,6 +105,12 @@ async def test_inference_is_timed_by_model_name_and_version(
     labels = {"model": model.name, "version": model.version}
     assert value(samples, "inference_duration_seconds_count", **labels) == 2
     assert 0 < value(samples, "inference_duration_seconds_sum", **labels) < 5
+    batch = {"rows": [DIGIT] * 5}
+    assert (await client.post(path("predict_batch"), json=batch, headers=caller.headers)).status_code == 200
+    samples = await scrape(client)
+    assert value(samples, "inference_batch_rows_count", **labels) == 3  # 1 + 1 + one batch
+    assert value(samples, "inference_batch_rows_sum", **labels) == 1 + 1 + 5
+    assert value(samples, "inference_batch_rows_bucket", **labels, le="4.0") == 2  # the batch is over 4
 
 
 @pytest.mark.pattern("OB02")
@@ -135,6 +142,42 @@ async def test_a_pool_timeout_is_counted_as_shed(make_app: AppFactory) -> None:
         assert (await client.get(path("list_posts"))).status_code == 503
         samples = await scrape(client)
     assert value(samples, "http_requests_shed_total", reason="pool_timeout") == 1
+    assert value(samples, "db_pool_wait_seconds_count") == 1  # it waited 0.2 s, then gave up
+    assert 0.2 <= value(samples, "db_pool_wait_seconds_sum") < 2
+
+
+@pytest.mark.pattern("OB02")
+async def test_pool_connections_in_use_and_waits_are_counted(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN=TOKEN, DB_POOL_SIZE=2, DB_MAX_OVERFLOW=1)
+    engine = app.state.resources.engine
+    async with http_client(app) as client:
+        before = await scrape(client)
+        assert value(before, "db_pool_connections_max") == 3
+        async with engine.connect(), engine.connect():
+            held = await scrape(client)
+        after = await scrape(client)
+    assert value(held, "db_pool_connections_in_use") == value(before, "db_pool_connections_in_use") + 2
+    assert value(after, "db_pool_connections_in_use") == value(before, "db_pool_connections_in_use")
+    assert value(after, "db_pool_wait_seconds_count") == 0  # a free connection each time
+
+
+@pytest.mark.pattern("OB02")
+async def test_a_checkout_that_waits_is_timed(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN=TOKEN, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=5)
+    engine = app.state.resources.engine
+
+    async def hold_then_release() -> None:
+        async with engine.connect():
+            await asyncio.sleep(0.3)  # the list below waits for this connection
+
+    async with http_client(app) as client:
+        holder = asyncio.create_task(hold_then_release())
+        await asyncio.sleep(0.05)
+        assert (await client.get(path("list_posts"))).status_code == 200
+        await holder
+        samples = await scrape(client)
+    assert value(samples, "db_pool_wait_seconds_count") == 1
+    assert 0.1 < value(samples, "db_pool_wait_seconds_sum") < 2
 
 
 async def test_two_apps_count_apart(make_app: AppFactory, make_client: ClientFactory) -> None:

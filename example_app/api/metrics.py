@@ -24,10 +24,14 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from example_app.core.database import FairPool
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable, read at import
 UNMATCHED = "unmatched"  # no route: a 404, or a request shed before routing (the raw path is not
@@ -62,6 +66,31 @@ class Metrics:
             ["model", "version"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )  # fmt: skip
+        self.batch_rows = Histogram(
+            "inference_batch_rows", "Rows in one prediction call", ["model", "version"],
+            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+        )  # fmt: skip
+        self.pool_in_use = Gauge(
+            "db_pool_connections_in_use", "Connections checked out of the pool", registry=self.registry,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.pool_capacity = Gauge(
+            "db_pool_connections_max", "DB_POOL_SIZE + DB_MAX_OVERFLOW: in use at this, a checkout waits",
+            registry=self.registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.pool_waits = Histogram(
+            "db_pool_wait_seconds", "Checkouts that found no free connection, and how long they waited",
+            registry=self.registry, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )  # fmt: skip
+
+    def watch_pool(self, engine: AsyncEngine, capacity: int) -> None:
+        """Count the engine's connections in use from its pool's own events, and time each wait
+        for one (FairPool tells who waited and for how long; the timeouts are also shed 503s)."""
+        self.pool_capacity.set(capacity)
+        event.listen(engine.sync_engine, "checkout", lambda *_: self.pool_in_use.inc())
+        event.listen(engine.sync_engine, "checkin", lambda *_: self.pool_in_use.dec())
+        if isinstance(engine.pool, FairPool):
+            engine.pool.on_wait(self.pool_waits.observe)
 
     def exposition(self) -> bytes:
         """The text a scrape gets: this app's registry, or every worker's files in multiprocess mode."""

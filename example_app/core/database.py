@@ -1,7 +1,9 @@
 """The app's async engine and session factory, made from its settings (by the lifespan)."""
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -88,6 +90,7 @@ class FairQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         super().__init__(maxsize, use_lifo)
         self._waiters: deque[asyncio.Future[ConnectionPoolEntry]] = deque()
+        self.on_wait: Callable[[float], object] | None = None  # seconds, after each wait
 
     def _waiting(self) -> bool:
         while self._waiters and self._waiters[0].done():  # timed out or cancelled meanwhile
@@ -109,8 +112,10 @@ class FairQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
                     raise
         elif not block:
             raise Empty()  # others wait already: the pool may open an overflow connection
+        # --8<-- [start:pool_waits]
         waiter: asyncio.Future[ConnectionPoolEntry] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        started = time.perf_counter()
         try:
             return await_(asyncio.wait_for(waiter, timeout))
         except BaseException as exc:
@@ -120,10 +125,19 @@ class FairQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
             if isinstance(exc, TimeoutError):
                 raise Empty() from None
             raise
+        finally:
+            if self.on_wait is not None:  # the metrics' db_pool_wait_seconds
+                self.on_wait(time.perf_counter() - started)
+        # --8<-- [end:pool_waits]
 
 
 class FairPool(AsyncAdaptedQueuePool):
     _queue_class = FairQueue
+
+    def on_wait(self, observe: Callable[[float], object]) -> None:
+        """Call `observe(seconds)` after each checkout that had to wait (the metrics' pool waits)."""
+        assert isinstance(self._pool, FairQueue)
+        self._pool.on_wait = observe
 
 
 # --8<-- [end:fair_pool]

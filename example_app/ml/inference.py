@@ -30,6 +30,7 @@ class Inference:
     concurrency: int
     timeout: float
     latency: Histogram | None = None  # the app's metrics: seconds by model name and version
+    batch_rows: Histogram | None = None  # and rows per call
     limiter: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -48,4 +49,6 @@ class Inference:
         seconds = time.perf_counter() - started
         if self.latency is not None:
             self.latency.labels(model.name, model.version).observe(seconds)
+        if self.batch_rows is not None:
+            self.batch_rows.labels(model.name, model.version).observe(len(rows))
         return prediction, seconds * 1000
