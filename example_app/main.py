@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from example_app.api.admission import Admission, AdmissionLimit
 from example_app.api.body_limit import BodySizeLimit
@@ -13,6 +14,7 @@ from example_app.api.request_id import RequestId
 from example_app.api.routes import auth, health, jobs, posts, predictions, users
 from example_app.api.swagger_ui import serve_swagger_ui
 from example_app.core.config import API_V1_PREFIX, Settings, load_settings, signing_key
+from example_app.core.tracing import Tracing
 from example_app.resources import open_resources
 
 
@@ -20,12 +22,15 @@ from example_app.resources import open_resources
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Engine, models, limits: opened at start-up from the app's own settings, closed at shutdown.
-    async with open_resources(app.state.settings, app.state.metrics) as resources:
+    tracing: Tracing | None = app.state.tracing
+    async with open_resources(app.state.settings, app.state.metrics, tracing) as resources:
         app.state.resources = resources
         try:
             yield
         finally:
             process_exited()  # multiprocess mode: this worker's in-flight gauge leaves the sum
+            if tracing is not None:
+                tracing.shutdown()  # export what is left
         del app.state.resources
 
 
@@ -33,8 +38,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 # --8<-- [start:app]
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new app for `settings` (default: the environment's). Nothing opens until its lifespan."""
+def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None) -> FastAPI:
+    """A new app for `settings` (default: the environment's). Nothing opens until its lifespan.
+    `span_exporter`: where its spans go (a test's in-memory exporter); default OTEL_TRACES_EXPORTER."""
     settings = settings or load_settings()  # a bad value stops here, in one line
     signing_key(settings)  # no SECRET_KEY, no start: one line, before anything is served
     app = FastAPI(
@@ -57,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for module in (health, auth, users, posts, predictions, jobs):
         app.include_router(module.router, prefix=API_V1_PREFIX)  # /api/v1 + /users + /{id}
+    app.state.tracing = Tracing.from_settings(settings.OTEL_TRACES_EXPORTER, span_exporter)
+    if app.state.tracing is not None:
+        app.state.tracing.instrument_app(app)  # off by default: no middleware at all
     return app
 
 

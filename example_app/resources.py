@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import NoOpTracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +25,7 @@ from example_app.core.database import create_engine, create_sessionmaker, read_o
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.schema_version import SchemaHead
 from example_app.core.security import Passwords
+from example_app.core.tracing import Tracing
 from example_app.ml.embedding import TextEmbedder, embedder_or_none
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS, ModelRegistry
@@ -45,7 +47,9 @@ class Resources:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, metrics: Metrics | None = None, tracing: Tracing | None = None
+) -> AsyncIterator[Resources]:
     """Open what the app serves with; a bad artifact is logged in one line and keeps
     /health/ready at 503. Migrating is Alembic's job, not this one's: readiness only checks it."""
     engine = create_engine(settings)  # no connection yet: the pool opens them on demand
@@ -53,6 +57,8 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
         await enforce_connection_budget(engine, settings)  # fits max_connections, or no start
         if metrics is not None:
             metrics.watch_pool(engine, settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
+        if tracing is not None:
+            tracing.instrument_engine(engine)  # a span per statement
         resources = Resources(
             engine=engine,
             sessions=create_sessionmaker(engine),
@@ -65,6 +71,7 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
                 settings.INFERENCE_TIMEOUT,
                 latency=metrics.inference if metrics else None,  # seconds by model and version
                 batch_rows=metrics.batch_rows if metrics else None,
+                tracer=tracing.tracer if tracing else NoOpTracer(),
             ),
             embedder=embedder_or_none(),  # search's text embeddings (wordllama, from its wheel)
             schema=SchemaHead.read(),  # once, here: the files do not change while it runs

@@ -1,6 +1,7 @@
 """Pure ASGI middleware: each request gets its id (core/request_id.py) before anything else
 runs, and every answer carries it in X-Request-ID, an error or a shed request included."""
 
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from example_app.core import request_id
@@ -24,6 +25,7 @@ class RequestId:
             await send(message)
 
         token = request_id.current.set(rid)
+        trace.get_current_span().set_attribute("request.id", rid)  # no-op unless a span records
         await self.app(scope, receive, send_with_id)
         # Not reset after an exception: the 500's handler and uvicorn's traceback line, both
         # outside this middleware, still belong to the request (each request is a task of its own).

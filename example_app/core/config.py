@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -11,6 +11,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from example_app.core.log_format import LogFormat
+
+TracesExporter = Literal["none", "otlp", "console"]  # OTEL_TRACES_EXPORTER's values here
 
 APP_DIR = Path(__file__).resolve().parent.parent
 MIN_SECRET_KEY_LENGTH = 32
@@ -68,6 +70,11 @@ class Settings(BaseSettings):
     # answers 404: the counters say what runs and how busy it is, not for the public internet.
     METRICS_TOKEN: SecretStr | None = None
     # --8<-- [end:metrics_token]
+    # --8<-- [start:traces_exporter]
+    # OpenTelemetry's own variable: "otlp" (to OTEL_EXPORTER_OTLP_ENDPOINT) or "console" turns
+    # traces on (core/tracing.py); unset or "none", they are off and cost nothing.
+    OTEL_TRACES_EXPORTER: TracesExporter = "none"
+    # --8<-- [end:traces_exporter]
 
     # The served model: a folder with manifest.json and the file it names (checksum verified).
     MODEL_DIR: Path = APP_DIR / "ml" / "artifacts" / "digits"

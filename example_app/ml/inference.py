@@ -16,6 +16,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 from anyio.to_thread import run_sync
+from opentelemetry.trace import NoOpTracer, Tracer
 from prometheus_client import Histogram
 
 from example_app.ml.artifact import LoadedModel, Prediction
@@ -31,6 +32,7 @@ class Inference:
     timeout: float
     latency: Histogram | None = None  # the app's metrics: seconds by model name and version
     batch_rows: Histogram | None = None  # and rows per call
+    tracer: Tracer = field(default_factory=NoOpTracer)  # a span per call when tracing is on
     limiter: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,11 +41,17 @@ class Inference:
     async def predict(self, model: LoadedModel, rows: npt.NDArray[np.float32]) -> tuple[Prediction, float]:
         """The model's answer for `rows` and the milliseconds it took (waiting included)."""
         started = time.perf_counter()
+        attributes: dict[str, str | int] = {
+            "model.name": model.name,
+            "model.version": model.version,
+            "inference.rows": len(rows),
+        }
         try:
-            async with asyncio.timeout(self.timeout):
-                # Waiting for the limiter is cancellable; a computation that started runs to its
-                # end (a thread cannot be killed), so at most `concurrency` ever compute at once.
-                prediction = await run_sync(model.predict_proba, rows, limiter=self.limiter)
+            with self.tracer.start_as_current_span("inference", attributes=attributes):
+                async with asyncio.timeout(self.timeout):
+                    # Waiting for the limiter is cancellable; a computation that started runs to
+                    # its end (a thread cannot be killed): at most `concurrency` compute at once.
+                    prediction = await run_sync(model.predict_proba, rows, limiter=self.limiter)
         except TimeoutError:
             raise InferenceTimeoutError(f"no prediction within {self.timeout:g} s; try again") from None
         seconds = time.perf_counter() - started

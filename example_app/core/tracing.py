@@ -1,0 +1,102 @@
+"""Traces (OB06): OpenTelemetry, off unless OTEL_TRACES_EXPORTER names an exporter.
+
+On, each request is a trace: FastAPI's instrumentation makes the server span, SQLAlchemy's a
+span per statement on the app's engine, and the inference service one span of its own per
+prediction call, with the model's name and version. The SDK reads the other standard variables
+itself: OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER(_ARG), OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_BSP_*.
+
+Everything is made per app (a provider of its own, not the global one), like the engine and the
+metrics: two apps in one process trace apart, and a test reads its app's spans alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from example_app.core.config import TracesExporter
+
+SERVICE = "fastapi-ml-guide"  # the service name unless OTEL_SERVICE_NAME says another
+# Probes and scrapes come every few seconds from machines, not users: a trace each is noise.
+UNTRACED = "health/live,health/ready,metrics"
+
+
+# --8<-- [start:tracing]
+@dataclass
+class Tracing:
+    provider: TracerProvider
+    tracer: trace.Tracer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracer = self.provider.get_tracer("example_app")
+
+    @classmethod
+    def from_settings(
+        cls, exporter_name: TracesExporter, exporter: SpanExporter | None = None
+    ) -> Tracing | None:
+        """None when tracing is off. `exporter` (a test's in-memory one) is exported to at each
+        span's end; the others in batches, from a thread, off the request's path."""
+        if exporter is None and exporter_name == "none":
+            return None
+        provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))  # env wins
+        if exporter is not None:
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            provider.add_span_processor(BatchSpanProcessor(_exporter(exporter_name)))
+        return cls(provider)
+
+    def instrument_app(self, app: FastAPI) -> None:
+        """The server span of each request, around every middleware of the app."""
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=self.provider, excluded_urls=UNTRACED)
+
+    def instrument_engine(self, engine: AsyncEngine) -> None:
+        """A span per SQL statement on this engine (listeners of its own; none on other engines)."""
+        # Its pool-use counter goes to OpenTelemetry's meter, a no-op here: /metrics counts the pool.
+        meter = metrics.get_meter_provider().get_meter("example_app")
+        usage = meter.create_up_down_counter("db.client.connections.usage")
+        EngineTracer(self.tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()  # the spans still in the batch are exported first
+
+
+# --8<-- [end:tracing]
+
+
+def _exporter(name: TracesExporter) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    # Imported only when used: OTLP over HTTP, to OTEL_EXPORTER_OTLP_ENDPOINT (a collector).
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+# --8<-- [start:log_filter]
+class TraceIdFilter(logging.Filter):
+    """A record logged inside a sampled span gets `trace_id` and `span_id`: a JSON log line and
+    the trace it belongs to join on them (the request id joins the rest)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid and context.trace_flags.sampled:
+            record.trace_id = trace.format_trace_id(context.trace_id)
+            record.span_id = trace.format_span_id(context.span_id)
+        return True
+
+
+# --8<-- [end:log_filter]
