@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.postgres_provider import free_port
 from example_app.ml.artifact import DIGITS_MODEL_DIR
-from tests.support import AppFactory, Caller, ClientFactory, bearer, http_client, path
+from tests.support import ROOT, AppFactory, Caller, ClientFactory, bearer, http_client, path
 
 TOKEN = "metrics-reader-" + "x" * 24
 DIGIT = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())
@@ -190,6 +191,25 @@ async def test_two_apps_count_apart(make_app: AppFactory, make_client: ClientFac
 
 
 # --8<-- [end:metric_tests]
+
+
+@pytest.mark.pattern("OB02")
+async def test_the_dashboard_reads_only_metrics_the_app_exposes(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    _app, client = await metered(make_app, make_client)
+    response = await client.get("/metrics", headers=bearer(TOKEN))
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exposed = {
+        family.name + suffix
+        for family in text_string_to_metric_families(response.text)
+        for suffix in suffixes[family.type]
+    }
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {name for query in queries for name in re.findall(r"\b(?:http|inference|db)_[a-z_]+", query)}
+    assert len(used) >= 8, used
+    assert used <= exposed, used - exposed  # Prometheus runs these queries in the full tier
 
 
 # --8<-- [start:workers_test]

@@ -22,10 +22,11 @@ from example_app.core.config import Settings, load_settings
 from example_app.core.security import create_access_token
 from example_app.main import create_app
 from example_app.ml.artifact import DIGITS_MODEL_DIR
-from tests.support import bearer, path, scratch_database, served_in_thread, sync_url
+from tests.support import ROOT, bearer, path, scratch_database, served_in_thread, sync_url
 from tests.test_metrics import TOKEN
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian's package; `tasks.py test --all` installs it
+DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "dashboard.json").read_text())
 DIGIT = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())
 
 
@@ -128,6 +129,23 @@ def cause_and_find(url: str, prom: str, caller: dict[str, str], tmp_path: Path) 
     wait_for(prom, by_template, 7, tmp_path)
     wait_for(prom, "sum(inference_duration_seconds_count)", statuses.count(200), tmp_path)
     wait_for(prom, "sum(inference_batch_rows_sum)", statuses.count(200), tmp_path)
+    every_dashboard_query_answers(prom)
 
 
 # --8<-- [end:prometheus_test]
+
+
+def every_dashboard_query_answers(prom: str) -> None:
+    """The Grafana dashboard's queries, as Grafana sends them: each is valid PromQL and finds a
+    series in what the test caused (a metric renamed in the app would leave a panel empty). A
+    rate needs two scrapes of a series: each query is asked again for up to 30 s."""
+    deadline = time.monotonic() + 30
+    for panel in DASHBOARD["panels"]:
+        for target in panel["targets"]:
+            while True:
+                answer = httpx.get(f"{prom}/api/v1/query", params={"query": target["expr"]}, timeout=10)
+                assert answer.status_code == 200, (panel["title"], answer.text)  # valid PromQL
+                if answer.json()["data"]["result"]:
+                    break
+                assert time.monotonic() < deadline, (panel["title"], target["expr"])
+                time.sleep(0.5)
