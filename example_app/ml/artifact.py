@@ -58,6 +58,13 @@ class Metrics(_Frozen):
     n_test: int
 
 
+class ProfileRef(_Frozen):
+    """The reference profile of the training data (drift's baseline), checked like the model."""
+
+    file: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\.json$")]  # a name, no path
+    sha256: Sha256  # of the profile file's bytes
+
+
 class TrainingInfo(_Frozen):
     estimator: str  # a readable description of the pipeline
     random_state: int
@@ -84,6 +91,7 @@ class Manifest(_Frozen):
     classes: Annotated[list[int], Field(min_length=2)]
     metrics: Metrics
     training: TrainingInfo
+    profile: ProfileRef | None = None  # profile.json; without one, no drift report
 
 
 # --8<-- [end:manifest]

@@ -37,12 +37,15 @@ from example_app.ml.artifact import (
     DIGITS_MODEL_DIR,
     MANIFEST_NAME,
     DatasetInfo,
+    LoadedModel,
     Manifest,
     Metrics,
+    ProfileRef,
     TrainingInfo,
     load_model,
     sha256_of,
 )
+from example_app.ml.profile import PROFILE_NAME, build_profile, encode, reference
 
 MODEL_NAME = "digits"
 MODEL_VERSION = "1.0.0"  # bump when the data, the pipeline or its parameters change
@@ -54,6 +57,8 @@ N_FEATURES = 64
 # Pinned so that a newer skl2onnx does not silently change the graph (and the checksum).
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 MODEL_FILE = "model.onnx"
+# The drift report's baseline (ml/profile.py): the training rows, and the model's labels for them.
+PROFILE_SOURCE = "the training split of sklearn.datasets.load_digits"
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -111,6 +116,8 @@ def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> Manifest:
         raise RuntimeError("the ONNX export does not agree with scikit-learn on the held-out split")
 
     classes = [int(c) for c in pipeline.classes_]
+    (train_labels,) = session.run(["label"], {INPUT_NAME: x_train})
+    profile = encode(build_profile(x_train, train_labels, classes, PROFILE_SOURCE))
     manifest = Manifest(
         name=MODEL_NAME,
         version=MODEL_VERSION,
@@ -146,6 +153,7 @@ def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> Manifest:
             },
             opset=TARGET_OPSET[""],
         ),
+        profile=reference(profile),
     )
 
     folder = Path(output_dir)
@@ -153,12 +161,33 @@ def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> Manifest:
     # Model first, manifest last (each replaced atomically): a reader in between sees a checksum
     # mismatch and refuses, never a half-written file.
     _write_atomically(folder / MODEL_FILE, data)
+    _write_atomically(folder / PROFILE_NAME, profile)
     _write_atomically(folder / MANIFEST_NAME, (manifest.model_dump_json(indent=2) + "\n").encode())
     load_model(folder)  # what we wrote is what the app will accept
     return manifest
 
 
 # --8<-- [end:train]
+
+
+# --8<-- [start:add_profile]
+def add_profile(directory: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> ProfileRef:
+    """Write the reference profile of an artifact trained before profiles existed, and name it in
+    its manifest: the model file is read, never rewritten (its bytes and checksum stay)."""
+    folder = Path(directory)
+    model: LoadedModel = load_model(folder)  # verified, like any model the app loads
+    x_train, _, _, _ = load_split()
+    profile = encode(
+        build_profile(x_train, model.predict_proba(x_train).labels, model.manifest.classes, PROFILE_SOURCE)
+    )
+    ref = reference(profile)
+    manifest = model.manifest.model_copy(update={"profile": ref})
+    _write_atomically(folder / PROFILE_NAME, profile)
+    _write_atomically(folder / MANIFEST_NAME, (manifest.model_dump_json(indent=2) + "\n").encode())
+    return ref
+
+
+# --8<-- [end:add_profile]
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

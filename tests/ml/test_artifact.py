@@ -24,6 +24,7 @@ from example_app.ml.artifact import (
     load_model,
     sha256_of,
 )
+from example_app.ml.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def load_error(folder: Path) -> str:
 # machine retrains the same architecture to the same predictions, not to the same bytes. So the
 # committed metrics are met within what one test row can move, and the retrained model answers
 # like the committed one; byte equality is asserted only where it holds, on one machine.
-@pytest.mark.pattern("ML10", "TT04")
+@pytest.mark.pattern("ML10", "TT04", "LC05")
 def test_retraining_reproduces_the_committed_metrics(tmp_path: Path, model: LoadedModel) -> None:
     from example_app.ml.training import load_split, train
 
@@ -80,6 +81,13 @@ def test_retraining_reproduces_the_committed_metrics(tmp_path: Path, model: Load
     ours, theirs = again.predict_proba(x_test), model.predict_proba(x_test)
     assert (ours.labels != theirs.labels).sum() <= 1
     assert np.abs(ours.probabilities - theirs.probabilities).max() < 0.05
+    # The drift report's baseline (LC05) is retrained too: the data's bin counts exactly, the
+    # model's labels for the training rows within what one changed answer can move.
+    profile, committed_profile = load_profile(again), load_profile(model)
+    assert profile is not None
+    assert committed_profile is not None
+    assert profile.feature_counts == committed_profile.feature_counts
+    assert np.abs(np.subtract(profile.label_counts, committed_profile.label_counts)).sum() <= 2
 
 
 @pytest.mark.system("two trainings of the model")
