@@ -11,7 +11,7 @@ from example_app.api.body_limit import BodySizeLimit
 from example_app.api.errors import register_error_handlers
 from example_app.api.metrics import Metrics, RequestMetrics, metrics_endpoint, process_exited
 from example_app.api.request_id import RequestId
-from example_app.api.routes import auth, health, jobs, posts, predictions, users
+from example_app.api.routes import auth, drift, health, jobs, posts, predictions, users
 from example_app.api.swagger_ui import serve_swagger_ui
 from example_app.core.config import API_V1_PREFIX, Settings, load_settings, signing_key
 from example_app.core.tracing import Tracing
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times them all
     # Not in the OpenAPI document: a Prometheus text page for a scraper, not the JSON API.
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    for module in (health, auth, users, posts, predictions, jobs):
+    for module in (health, auth, users, posts, predictions, drift, jobs):
         app.include_router(module.router, prefix=API_V1_PREFIX)  # /api/v1 + /users + /{id}
     app.state.tracing = Tracing.from_settings(settings.OTEL_TRACES_EXPORTER, span_exporter)
     if app.state.tracing is not None:

@@ -8,7 +8,7 @@ class ServiceError(Exception):
 
 
 class NotFoundError(ServiceError):
-    def __init__(self, resource: str, resource_id: int) -> None:
+    def __init__(self, resource: str, resource_id: int | str) -> None:
         super().__init__(f"{resource} {resource_id} not found")
 
 
