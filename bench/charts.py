@@ -252,6 +252,106 @@ def hot_path(data: Mapping[str, Any]) -> str:
     return render("The hot path: from the original pattern to the app", subtitle, panels)
 
 
+def drift(data: Mapping[str, Any]) -> str:
+    """bench/results/drift.json (bench/drift.py --record): features flagged and PSI per scenario."""
+    threshold = float(data["threshold"])
+    scenarios = data["scenarios"]
+
+    def bars(key: str, text: Callable[[Mapping[str, Any]], str]) -> tuple[Bar, ...]:
+        return tuple(Bar(s["name"], float(s[key]), text(s), s["status"] == "drift") for s in scenarios)
+
+    panels = [
+        Panel(
+            f"Pixels flagged (PSI \u2265 {threshold:g}), of 64",
+            bars("flagged_features", lambda s: f"{s['flagged_features']}"),
+        ),
+        Panel(
+            "Median PSI of the 64 pixels",
+            bars("median_feature_psi", lambda s: f"{s['median_feature_psi']:.3f}"),
+            goal=threshold,
+            goal_text=f"threshold {threshold:g}",
+        ),
+        Panel(
+            "PSI of the predicted labels",
+            bars("label_psi", lambda s: f"{s['label_psi']:.3f}"),
+            goal=threshold,
+            goal_text=f"threshold {threshold:g}",
+        ),
+    ]
+    subtitle = (
+        f"{data['model']}, {scenarios[0]['rows']} held-out rows per scenario; recorded {data['recorded']}, "
+        f"{data['postgres']}"
+    )
+    return render("Drift reports: the same digits, altered or not", subtitle, panels)
+
+
+CELL = 14  # one pixel of a digit in the drift grid
+GRID_GAP = 28
+
+
+def _psi_colour(value: float, watch: float, threshold: float) -> str:
+    if value < watch:
+        return "#eceff1"
+    if value < threshold:
+        return "#ffcc80"
+    return "#e64a19" if value < 1 else "#b71c1c"
+
+
+def drift_pixels(data: Mapping[str, Any]) -> str:
+    """bench/results/drift.json as one 8x8 grid per scenario: where on the image the PSI is."""
+    watch, threshold = float(data["watch"]), float(data["threshold"])
+    scenarios = data["scenarios"]
+    grid = 8 * CELL
+    width = max(WIDTH, 2 * PAD + len(scenarios) * (grid + GRID_GAP) + 60)
+    top = PAD + 56.0
+    body: list[str] = [
+        _text(
+            PAD,
+            PAD + 16,
+            "Where the drift is: PSI of each pixel",
+            font_size="17",
+            font_weight="600",
+            fill=INK,
+        ),
+        _text(
+            PAD,
+            PAD + 36,
+            f"under {watch:g}: stable; {watch:g} to {threshold:g}: watch; {threshold:g} and over: drift "
+            "(darkest: 1 and over)",
+            font_size="12",
+            fill=MUTED,
+        ),
+    ]
+    column = (width - 2 * PAD) / len(scenarios)
+    for i, s in enumerate(scenarios):
+        x0 = PAD + i * column + (column - grid) / 2
+        for j, value in enumerate(s["feature_psi"]):
+            row, col = divmod(j, 8)
+            body.append(
+                f'<rect x="{x0 + col * CELL:.1f}" y="{top + row * CELL:.1f}" width="{CELL - 1}" '
+                f'height="{CELL - 1}" fill="{_psi_colour(float(value), watch, threshold)}">'
+                f"<title>{escape(f'pixel {j}: PSI {float(value):.3f}')}</title></rect>"
+            )
+        label_y = top + grid + 18
+        for k, line in enumerate((s["name"], f"{s['flagged_features']} of 64 flagged")):
+            body.append(
+                _text(x0 + grid / 2, label_y + 16 * k, line, font_size="12", fill=INK, text_anchor="middle")
+            )
+    height = top + grid + 18 + 16 + PAD
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
+            f'viewBox="0 0 {width} {height:.0f}" role="img" font-family="{FONT}">',
+            "<title>Where the drift is: PSI of each pixel</title>",
+            f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1:.0f}" rx="8" '
+            'fill="#ffffff" stroke="#cfd8dc"/>',
+            *body,
+            "</svg>",
+            "",
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class Chart:
     source: str  # the recorded JSON, relative to the project root
@@ -265,4 +365,6 @@ class Chart:
 CHARTS = (
     Chart("bench/results/ml_serving.json", "assets/charts/ml_serving.svg", ml_serving),
     Chart("bench/results/hot_path.json", "assets/charts/hot_path.svg", hot_path),
+    Chart("bench/results/drift.json", "assets/charts/drift.svg", drift),
+    Chart("bench/results/drift.json", "assets/charts/drift_pixels.svg", drift_pixels),
 )

@@ -1,0 +1,171 @@
+"""Drift reports (LC05) on unshifted and shifted inputs, recorded for the Drift page and its chart.
+
+`python3 tasks.py bench --name drift --record`. On a scratch database (BENCH_DATABASE_URL, else a
+throwaway server) migrated by Alembic, for each scenario: the prediction log is emptied, the
+held-out test split of the digits data (altered or not) is predicted by the committed model and
+logged as the app logs it, and the app's own drift report (services/drift.py: the SQL and the PSI)
+is run on it. Then the log is filled with MAX_ROWS rows and the largest report the route allows is
+timed. Writes bench/results/drift.txt (a table) and drift.json (bench/charts.py draws it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+RECORD = RESULTS / "drift.txt"
+RECORD_JSON = RESULTS / "drift.json"
+TIMED_ROUNDS = 5
+
+Images = npt.NDArray[np.floating[Any]]
+
+# --8<-- [start:scenarios]
+SCENARIOS: dict[str, Callable[[Images], Images]] = {
+    "unshifted (held-out split)": lambda x: x,
+    "faded (half the ink)": lambda x: x / 2,
+    "shifted one pixel right": lambda x: np.roll(x.reshape(-1, 8, 8), 1, axis=2).reshape(-1, 64),
+    "inverted (16 - pixel)": lambda x: 16 - x,
+}
+# --8<-- [end:scenarios]
+
+
+async def log_predictions(db: Any, model: Any, x: Images) -> None:
+    """What POST /predictions/batch writes: one row per input, the model's label and shares."""
+    from sqlalchemy import insert
+
+    from example_app.models import PredictionLog
+
+    prediction = model.predict_proba(x)
+    records = [
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_sha256": model.sha256,
+            "input": {"pixels": [float(v) for v in row]},
+            "output": {"label": int(label), "probabilities": [round(float(p), 6) for p in proba]},
+            "latency_ms": 0.0,
+        }
+        for row, label, proba in zip(x, prediction.labels, prediction.probabilities, strict=True)
+    ]
+    for start in range(0, len(records), 1_000):
+        await db.exec(insert(PredictionLog), params=records[start : start + 1_000])
+    await db.commit()
+
+
+async def run(database_url: str) -> dict[str, Any]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from example_app.core.config import load_settings
+    from example_app.core.database import create_engine
+    from example_app.ml.artifact import load_model
+    from example_app.ml.drift import DRIFT, WATCH
+    from example_app.ml.training import load_split
+    from example_app.services.drift import MAX_ROWS, DriftService
+
+    model = load_model()
+    _, x_test, _, _ = load_split()
+    engine = create_engine(load_settings(DATABASE_URL=database_url))
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    scenarios = []
+    try:
+        async with sessions() as db:
+            postgres = (await db.exec(text("SELECT current_setting('server_version')"))).scalar_one()  # type: ignore[call-overload]
+            for name, shift in SCENARIOS.items():
+                await db.exec(text("TRUNCATE predictions"))  # type: ignore[call-overload]
+                await log_predictions(db, model, shift(x_test))
+                report = await DriftService(db).report(model, last=len(x_test))
+                assert report.labels is not None
+                scenarios.append(
+                    {
+                        "name": name,
+                        "rows": report.rows,
+                        "status": report.status,
+                        "flagged_features": len(report.flagged_features),
+                        "max_feature_psi": max(f.psi for f in report.features),
+                        "median_feature_psi": statistics.median(f.psi for f in report.features),
+                        "label_psi": report.labels.psi,
+                        "feature_psi": [round(f.psi, 4) for f in report.features],
+                    }
+                )
+            # The largest window the route allows: how long the report takes at its bound.
+            await db.exec(text("TRUNCATE predictions"))  # type: ignore[call-overload]
+            repeats = -(-MAX_ROWS // len(x_test))
+            await log_predictions(db, model, np.tile(x_test, (repeats, 1))[:MAX_ROWS])
+            timings = []
+            for _ in range(TIMED_ROUNDS):
+                started = time.perf_counter()
+                report = await DriftService(db).report(model, last=MAX_ROWS)
+                timings.append((time.perf_counter() - started) * 1000)
+            assert report.rows == MAX_ROWS
+            await db.exec(text("TRUNCATE predictions"))  # type: ignore[call-overload]
+            await db.commit()
+    finally:
+        await engine.dispose()
+    return {
+        "recorded": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "postgres": f"PostgreSQL {postgres}",
+        "model": f"{model.name} {model.version}",
+        "threshold": DRIFT,
+        "watch": WATCH,
+        "scenarios": scenarios,
+        "timed_rows": MAX_ROWS,
+        "timed_median_ms": statistics.median(timings),
+        "timed_rounds": TIMED_ROUNDS,
+    }
+
+
+def table(data: dict[str, Any]) -> str:
+    lines = [
+        f"Drift reports of {data['model']}: {data['scenarios'][0]['rows']} held-out rows, altered or not; "
+        f"PSI threshold {data['threshold']:g}",
+        f"{'inputs':30} {'status':>8} {'flagged':>8} {'max PSI':>9} {'median PSI':>11} {'label PSI':>10}",
+    ]
+    for s in data["scenarios"]:
+        lines.append(
+            f"{s['name']:30} {s['status']:>8} {s['flagged_features']:>5}/64 {s['max_feature_psi']:>9.3f} "
+            f"{s['median_feature_psi']:>11.3f} {s['label_psi']:>10.3f}"
+        )
+    lines.append(
+        f"A report over {data['timed_rows']:,} logged rows: {data['timed_median_ms']:.0f} ms "
+        f"(median of {data['timed_rounds']}); {data['postgres']}, {data['cores']} cores, "
+        f"load average {data['load_average']:.1f}"
+    )
+    return "\n".join(lines)
+
+
+def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
+    """`python3 tasks.py bench --name drift` (seconds and connections do not apply)."""
+    from bench.vector_search import migrate
+    from devtools.postgres_provider import provide
+
+    with provide("BENCH_DATABASE_URL", dbname="bench") as server:
+        migrate(server.url)
+        data = asyncio.run(run(server.url))
+    text = table(data)
+    print(text)
+    if record:
+        RESULTS.mkdir(exist_ok=True)
+        header = "# The figures docs/ml/drift.md shows; rewrite with --record."
+        marker = "# --8<" + "-- [{}:drift]"  # in parts: this file has no section of that name
+        RECORD.write_text(f"{header}\n{marker.format('start')}\n{text}\n{marker.format('end')}\n")
+        RECORD_JSON.write_text(json.dumps(data, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(record=True)
