@@ -92,8 +92,8 @@ class DriftService:
         flagged = [i for i, value in enumerate(feature_psi) if value >= threshold]
         drifted = bool(flagged) or label_psi >= threshold
         detail = (
-            f"{len(flagged)} of {len(feature_psi)} features and "
-            f"{'the' if label_psi >= threshold else 'not the'} predicted labels at or past PSI {threshold:g}"
+            f"{len(flagged)} of {len(feature_psi)} features at or past PSI {threshold:g}; "
+            f"the predicted labels {'are' if label_psi >= threshold else 'are not'}"
         )
         return DriftReport(
             **report,

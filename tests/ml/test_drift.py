@@ -139,6 +139,7 @@ async def test_shifted_inputs_are_flagged(
     assert report["status"] == "drift"
     flagged = [f["feature"] for f in report["features"] if f["flagged"]]
     assert flagged == report["flagged_features"]
+    assert report["detail"].startswith(f"{len(flagged)} of 64 features at or past PSI 0.25;")
     assert len(flagged) >= 10  # many pixels, not one unlucky bin
     assert all(f["psi"] >= report["threshold"] for f in report["features"] if f["flagged"])
 
