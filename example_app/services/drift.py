@@ -24,7 +24,7 @@ from example_app.schemas.prediction import ModelRef
 from example_app.services.errors import NotFoundError, UnavailableError
 
 MIN_ROWS = 200  # below this, sampling noise alone moves a feature's PSI towards the watch level
-MAX_ROWS = 10_000  # the largest window: ~640,000 pixels for PostgreSQL to bucket, well under a second
+MAX_ROWS = 10_000  # the largest window: 640,000 pixels to bucket (bench/drift.py times it)
 DEFAULT_ROWS = 1_000
 
 # --8<-- [start:counts_sql]
