@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
 
+from example_app.core.database import INT4_MAX
 from example_app.services.keyset import Keyset, decode_cursor
 
-INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`: a bigger number is a 422, not a 500
-
+# ids are PostgreSQL `integer`: a bigger number is a 422, not a 500
 Skip = Annotated[int, Query(ge=0, le=INT4_MAX, description="Rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (at most 100)")]
 UserId = Annotated[int, Path(ge=1, le=INT4_MAX)]

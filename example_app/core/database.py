@@ -20,6 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from example_app.core.config import Settings
 from example_app.core.pooler import behind_pooler
 
+INT4_MAX = 2**31 - 1  # the largest PostgreSQL `integer`, the type of the tables' ids
+
 
 # --8<-- [start:timeouts]
 def connect_args(settings: Settings) -> dict[str, Any]:

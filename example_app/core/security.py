@@ -6,13 +6,16 @@ with SECRET_KEY.
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import jwt
 from anyio import CapacityLimiter, to_thread
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from example_app.core.config import Settings, signing_key
+from example_app.core.database import INT4_MAX
 
 # --8<-- [start:hashing]
 DUMMY_PASSWORD = "not a password: the hash a login verifies when the email is unknown"
@@ -74,6 +77,7 @@ _verifier = PasswordHash((Argon2Hasher(),))  # a hash carries its own parameters
 
 # --8<-- [start:tokens]
 ALGORITHM = "HS256"  # one algorithm, fixed: a token cannot choose how it is checked
+CLOCK_SKEW = timedelta(seconds=60)  # between the instance that signs and the one that checks
 
 
 def create_access_token(settings: Settings, user_id: int, lifetime: timedelta | None = None) -> str:
@@ -83,15 +87,37 @@ def create_access_token(settings: Settings, user_id: int, lifetime: timedelta | 
     return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 
+class AccessClaims(BaseModel):
+    """The claims as the app writes them, and nothing looser. PyJWT checks the signature and that
+    `exp` has not passed, but reads `exp` with int(), which takes "1700000000" and 1.7e9 too."""
+
+    model_config = ConfigDict(strict=True)  # no str -> int, no float -> int, no bool -> int
+
+    sub: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,9}$")]  # digits: no sign, no space
+    exp: int
+
+    @field_validator("sub")
+    @classmethod
+    def _an_id_the_column_holds(cls, sub: str) -> str:
+        if int(sub) > INT4_MAX:  # users.id is `integer`: asyncpg would refuse to send it
+            raise ValueError("not a user id")
+        return sub
+
+
 def user_id_from_token(settings: Settings, token: str) -> int | None:
-    """The user id a valid token names; None when it is malformed, forged or expired."""
+    """The user id a valid token names; None when it is malformed, forged, expired, or its
+    claims are not the app's: a user id outside the column's range, an expiry past the lifetime."""
     try:
-        claims = jwt.decode(
+        payload = jwt.decode(
             token, signing_key(settings), algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
         )
-        return int(claims["sub"])
-    except (jwt.InvalidTokenError, ValueError):
+        claims = AccessClaims.model_validate(payload)
+    except (jwt.InvalidTokenError, ValidationError):
         return None
+    latest = datetime.now(UTC) + timedelta(minutes=settings.ACCESS_TOKEN_MINUTES) + CLOCK_SKEW
+    if claims.exp > latest.timestamp():  # signed for longer than the app ever signs
+        return None
+    return int(claims.sub)
 
 
 # --8<-- [end:tokens]

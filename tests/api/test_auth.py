@@ -114,6 +114,20 @@ def tampered(caller: Caller) -> dict[str, str]:
     return bearer(f"{header}.{other}.{signature}")
 
 
+def signed(**claims: object) -> dict[str, str]:
+    """A token signed with the app's own key, with whatever claims: a leaked key's worth, or a
+    future bug in the app's own signing. The signature holds; the claims must still be checked."""
+    key = get_settings().SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
+    return bearer(jwt.encode(claims, key, algorithm=ALGORITHM))
+
+
+def soon() -> int:
+    return int(time.time()) + 60
+
+
+LIFETIME = get_settings().ACCESS_TOKEN_MINUTES * 60
+YEAR_9999 = 253_402_300_799  # 9999-12-31T23:59:59Z
+
 BAD_CREDENTIALS: dict[str, Callable[[Caller], dict[str, str]]] = {
     "expired": lambda c: bearer(create_access_token(get_settings(), c.id, lifetime=timedelta(seconds=-1))),
     "forged (another key)": forged,
@@ -124,6 +138,19 @@ BAD_CREDENTIALS: dict[str, Callable[[Caller], dict[str, str]]] = {
     "no sub claim": lambda c: bearer(
         jwt.encode({"exp": 4102444800}, get_settings().SECRET_KEY.get_secret_value())  # type: ignore[union-attr]
     ),
+    # Validly signed, and still refused: each claim is read strictly (Python's int() would take
+    # " 7" and "7 " for 7, and asyncpg refuses an id past int4 with a 500).
+    "sub 2^31 (past int4)": lambda c: signed(sub=str(2**31), exp=soon()),
+    "sub 2^63": lambda c: signed(sub=str(2**63), exp=soon()),
+    "sub with a leading space": lambda c: signed(sub=f" {c.id}", exp=soon()),
+    "sub with a trailing space": lambda c: signed(sub=f"{c.id} ", exp=soon()),
+    "sub with a trailing newline": lambda c: signed(sub=f"{c.id}\n", exp=soon()),
+    "sub with a plus sign": lambda c: signed(sub=f"+{c.id}", exp=soon()),
+    "no exp claim": lambda c: signed(sub=str(c.id)),
+    "exp in the year 9999": lambda c: signed(sub=str(c.id), exp=YEAR_9999),
+    "exp past the token lifetime": lambda c: signed(sub=str(c.id), exp=int(time.time()) + 2 * LIFETIME),
+    "exp as a string": lambda c: signed(sub=str(c.id), exp=str(soon())),
+    "exp as a float": lambda c: signed(sub=str(c.id), exp=soon() + 0.5),
 }
 
 
@@ -146,6 +173,16 @@ async def test_a_bad_token_is_401_and_says_nothing_more(
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["detail"] == UNAUTHENTICATED  # the same for each kind of bad token
+
+
+@pytest.mark.pattern("AU02")
+async def test_the_strict_claims_still_take_what_the_app_signs(client: AsyncClient, caller: Caller) -> None:
+    """The refusals above are the claims' doing, not the helper's: the same helper's plain claims
+    pass, and so does an expiry at the end of the configured lifetime."""
+    url = path("get_user", user_id=caller.id)
+    assert (await client.get(url, headers=signed(sub=str(caller.id), exp=soon()))).status_code == 200
+    longest = signed(sub=str(caller.id), exp=int(time.time()) + LIFETIME)
+    assert (await client.get(url, headers=longest)).status_code == 200
 
 
 @pytest.mark.pattern("AU02")

@@ -16,7 +16,7 @@ import pytest
 from httpx import AsyncClient, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from example_app.api.params import INT4_MAX
+from example_app.core.database import INT4_MAX
 from tests.support import Caller, CallerFactory, path, sql
 
 NUL, SURROGATE = "a\x00b", "a\ud800b"
