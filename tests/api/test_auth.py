@@ -65,6 +65,20 @@ async def test_log_in_get_a_token_and_use_it(client: AsyncClient) -> None:
 # --8<-- [end:test_login_flow]
 
 
+@pytest.mark.pattern("AU01")
+async def test_the_token_response_may_not_be_stored_by_any_cache(client: AsyncClient, caller: Caller) -> None:
+    """RFC 6749, section 5.1: a response that carries a token says so (a shared proxy or the
+    browser's cache would otherwise keep it), as the OpenAPI document says too."""
+    from example_app.main import app
+
+    response = await log_in(client, caller.user["email"])
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"  # HTTP/1.0 caches
+    documented = app.openapi()["paths"][path("login")]["post"]["responses"]["200"]["headers"]
+    assert set(documented) == {"Cache-Control", "Pragma"}
+
+
 @pytest.mark.pattern("AU01", "R08")
 def test_openapi_declares_the_bearer_scheme_on_every_operation_but_the_public_ones() -> None:
     """A route added later without a token check fails here: only PUBLIC may go without one."""

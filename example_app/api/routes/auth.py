@@ -1,9 +1,9 @@
 """/api/v1/auth: the OAuth2 password flow's token endpoint."""
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from example_app.api.dependencies import LoginLimiterDep, SettingsDep, UserServiceDep
@@ -28,20 +28,36 @@ class LoginForm(OAuth2PasswordRequestForm):
         super().__init__(grant_type=grant_type, username=username, password=password)
 
 
+# RFC 6749, section 5.1: a token is a credential; no cache (shared proxy, browser) may keep one.
+NOT_STORED = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+TOKEN_RESPONSE: dict[str, Any] = {
+    "headers": {
+        "Cache-Control": {
+            "description": "`no-store`: no cache may keep the token",
+            "schema": {"type": "string"},
+        },
+        "Pragma": {"description": "`no-cache`, for HTTP/1.0 caches", "schema": {"type": "string"}},
+    }
+}
+
+
 @router.post(
     "/token",
     response_model=Token,
-    responses=responses(
-        400,
-        401,
-        403,
-        413,
-        422,
-        429,
-        503,
-        unauthorized="Unknown email or wrong password (one answer for both)",
-        forbidden="The account is inactive",
-    ),
+    responses={
+        200: TOKEN_RESPONSE,
+        **responses(
+            400,
+            401,
+            403,
+            413,
+            422,
+            429,
+            503,
+            unauthorized="Unknown email or wrong password (one answer for both)",
+            forbidden="The account is inactive",
+        ),
+    },
 )
 async def login(
     form: Annotated[LoginForm, Depends()],
@@ -49,6 +65,7 @@ async def login(
     service: UserServiceDep,
     limiter: LoginLimiterDep,
     settings: SettingsDep,
+    response: Response,
 ) -> Token:
     account = form.username.strip().lower()  # the email; counted whether or not it has an account
     address = request.client.host if request.client else "unknown"
@@ -62,4 +79,5 @@ async def login(
     await limiter.succeeded(account)  # what stays counted for the account are its failures
     assert user.id is not None
     token = create_access_token(settings, user.id)
+    response.headers.update(NOT_STORED)
     return Token(access_token=token, expires_in=settings.ACCESS_TOKEN_MINUTES * 60)
