@@ -3,7 +3,6 @@ database faults. Every answer has the body `ErrorResponse` documents."""
 
 import logging
 import math
-import re
 import socket
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi.utils import is_body_allowed_for_status_code
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from example_app.api.metrics import SHED_DATABASE_DOWN, SHED_POOL_TIMEOUT
 from example_app.core import request_id
@@ -114,6 +114,26 @@ def responses(*codes: int, stream: bool = False, **described: str) -> dict[int |
 
 
 # --8<-- [start:options]
+PROBED = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods the app's router would route on this path, asked of the router itself.
+
+    Starlette's Allow names the methods of the first route on the path (GET and POST /users are
+    two routes), and a list made from the OpenAPI templates cannot tell /posts/search from
+    /posts/{post_id:id}: each method is tried against the routes, as a request would be."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    methods = {
+        method
+        for method in PROBED
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return methods
+
+
 async def options_or_http_error(request: Request, exc: Exception) -> Response:
     """A 405 lists the allowed methods in `Allow`; OPTIONS, the one method that asks for that
     list, gets it with a 204 instead of an error."""
@@ -122,15 +142,7 @@ async def options_or_http_error(request: Request, exc: Exception) -> Response:
         if not is_body_allowed_for_status_code(exc.status_code):
             return Response(status_code=exc.status_code, headers=exc.headers)
         return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
-    # Starlette's Allow names the methods of the first route on the path; GET and POST /users
-    # are two routes. The OpenAPI document lists them all, path by path.
-    methods = set((exc.headers or {}).get("Allow", "").replace(" ", "").split(",")) - {""}
-    for template, operations in request.app.openapi()["paths"].items():
-        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^/]+?\}", template))
-        if re.fullmatch(pattern, request.url.path):
-            methods = {method.upper() for method in operations}
-    if "GET" in methods:
-        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    methods = allowed_methods(request)
     allow = {"Allow": ", ".join(sorted(methods | {"OPTIONS"}))}
     if request.method == "OPTIONS":
         return Response(status_code=status.HTTP_204_NO_CONTENT, headers=allow)

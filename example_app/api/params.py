@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
+from starlette.convertors import Convertor, register_url_convertor
 
 from example_app.core.database import INT4_MAX
 from example_app.services.keyset import Keyset, decode_cursor
@@ -13,6 +14,29 @@ Skip = Annotated[int, Query(ge=0, le=INT4_MAX, description="Rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (at most 100)")]
 UserId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 PostId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+
+
+# --8<-- [start:id_segment]
+class IdSegment(Convertor[str]):
+    """`{post_id:id}`: a path segment that may be an id, which a lowercase word never is.
+
+    `/posts/search` and `/posts/{post_id}` both match `/posts/search`; with this, the word is
+    left to the routes that name it (a 405 for a method they lack), while anything else still
+    reaches the id routes, whose validation says what is wrong with it (`-1`, `1.5`, `NaN`: 422).
+    The value stays a string: FastAPI converts and bounds it.
+    """
+
+    regex = r"[^/]*[^/a-z][^/]*"  # one character, at least, that is not a lowercase letter
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdSegment())
+# --8<-- [end:id_segment]
 
 
 def keyset_after(

@@ -4,6 +4,7 @@ content type; every error has the one documented shape; OPTIONS and 405 say what
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -167,6 +168,34 @@ async def test_options_answers_the_allowed_methods(client: AsyncClient) -> None:
     assert wrong.status_code == 405
     assert wrong.headers["allow"] == one.headers["allow"]
     assert wrong.json()["detail"] == "Method Not Allowed"
+
+
+@pytest.mark.pattern("HD05")
+async def test_a_named_path_beside_an_id_path_is_never_taken_for_an_id(
+    client: AsyncClient, caller: Caller
+) -> None:
+    """/posts/search and /posts/{post_id}: "search" is no post id, so PATCH and DELETE there are
+    a 405 that allows only what the search path has, not a 422 about a malformed id."""
+    search = path("search_posts")
+    for method in ("PATCH", "DELETE", "PUT"):
+        wrong = await client.request(method, search, headers=caller.headers, json={})
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, HEAD, OPTIONS"), method
+    assert (await client.options(search)).headers["allow"] == "GET, HEAD, OPTIONS"
+    assert (await client.patch(path("get_post", post_id=1), json={})).status_code == 401  # an id path
+
+
+@pytest.mark.pattern("HD05")
+async def test_options_on_every_documented_path_allows_what_the_document_lists(client: AsyncClient) -> None:
+    from example_app.main import app
+
+    for template, operations in app.openapi()["paths"].items():
+        concrete = re.sub(r"\{[^/]+\}", "1", template)
+        methods = {method.upper() for method in operations} | {"OPTIONS"}
+        if "GET" in methods:
+            methods.add("HEAD")
+        answer = await client.options(concrete)
+        assert answer.status_code == 204, template
+        assert answer.headers["allow"] == ", ".join(sorted(methods)), template
 
 
 # --8<-- [end:options_tests]

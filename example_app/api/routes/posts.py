@@ -35,7 +35,7 @@ SearchLimit = Annotated[int, Query(ge=1, le=50, description="Hits (at most 50)")
 
 
 @router.get(
-    "/search",  # before /{post_id}, which would take "search" for an id
+    "/search",  # never taken for an id: {post_id:id} (api/params.py) is no lowercase word
     response_model=list[PostSearchHit],
     dependencies=[Depends(require_active_user)],
     responses=responses(401, 403, 422, 503),
@@ -61,7 +61,7 @@ def link_embedding_job(response: Response, service: PostServiceDep) -> None:
         response.headers["Embedding-Job"] = f"{API_V1_PREFIX}/jobs/{service.embedding_job}"
 
 
-@router.get("/{post_id}", response_model=PostWithAuthor, responses=responses(404, 422, 503))
+@router.get("/{post_id:id}", response_model=PostWithAuthor, responses=responses(404, 422, 503))
 async def get_post(post_id: PostId, service: PostServiceDep) -> PostWithAuthor:
     return await service.get_with_author(post_id)
 
@@ -81,7 +81,7 @@ async def create_post(
 
 
 @router.patch(
-    "/{post_id}",
+    "/{post_id:id}",
     response_model=PostResponse,
     responses={200: EMBEDDING_JOB, **responses(400, 401, 403, 404, 413, 422, 503)},
 )
@@ -94,7 +94,7 @@ async def update_post(
 
 
 @router.delete(
-    "/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 403, 404, 422, 503)
+    "/{post_id:id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 403, 404, 422, 503)
 )
 async def delete_post(post_id: PostId, me: CurrentUser, service: PostServiceDep) -> None:
     await service.delete(me, post_id)
