@@ -9,11 +9,13 @@ from starlette.convertors import Convertor, register_url_convertor
 from example_app.core.database import INT4_MAX
 from example_app.services.keyset import Keyset, decode_cursor
 
+# --8<-- [start:bounds]
 # ids are PostgreSQL `integer`: a bigger number is a 422, not a 500
 Skip = Annotated[int, Query(ge=0, le=INT4_MAX, description="Rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (at most 100)")]
 UserId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 PostId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+# --8<-- [end:bounds]
 
 
 # --8<-- [start:id_segment]
@@ -39,6 +41,7 @@ register_url_convertor("id", IdSegment())
 # --8<-- [end:id_segment]
 
 
+# --8<-- [start:cursor]
 def keyset_after(
     after: Annotated[
         str | None,
@@ -56,3 +59,4 @@ def keyset_after(
 
 
 After = Annotated[Keyset | None, Depends(keyset_after)]
+# --8<-- [end:cursor]
