@@ -241,7 +241,10 @@ async def live_client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[AsyncC
             yield http
     finally:
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE users, posts, predictions RESTART IDENTITY CASCADE"))
+            # and the jobs its posts queued, which would name the next test's post ids
+            await conn.execute(
+                text("TRUNCATE users, posts, predictions, procrastinate_jobs RESTART IDENTITY CASCADE")
+            )
 
 
 @pytest.fixture(scope="session")

@@ -72,8 +72,8 @@ class PostService:
         # account, so this public listing never confirms that an account exists.
         return (await self._rows(AUTHORS_PAGE, skip=skip, limit=limit, author_id=author_id)).all()
 
-    async def get(self, post_id: int) -> Post:
-        post = await self.db.get(Post, post_id, options=[WITHOUT_EMBEDDING])
+    async def get(self, post_id: int, *, for_update: bool = False) -> Post:
+        post = await self.db.get(Post, post_id, options=[WITHOUT_EMBEDDING], with_for_update=for_update)
         if post is None:
             raise NotFoundError("Post", post_id)
         return post
@@ -106,7 +106,9 @@ class PostService:
         return post
 
     async def get_editable(self, actor: User, post_id: int) -> Post:
-        post = await self.get(post_id)  # a missing post is a 404 for everyone
+        # SELECT ... FOR UPDATE: a concurrent edit or delete of the post waits for this
+        # transaction, then reads the row again (gone: a 404, not a second 204 or a 500).
+        post = await self.get(post_id, for_update=True)  # a missing post is a 404 for everyone
         if not may_edit_post(actor, post):
             raise PermissionDeniedError("Only its author or a superuser may change this post")
         return post

@@ -99,3 +99,34 @@ async def test_concurrency_above_the_pool_size_queues_instead_of_failing(
     responses = await asyncio.gather(*(live_client.get(url, headers=me) for _ in range(capacity * 3)))
     assert {r.status_code for r in responses} == {200}
     assert app.state.resources.engine.pool.checkedout() == 0  # nothing leaked
+
+
+# --8<-- [start:test_concurrent_deletes]
+async def a_post_and_its_author(client: AsyncClient) -> tuple[str, dict[str, str]]:
+    body = {"email": "author@example.com", "password": "long enough", "name": "Author"}
+    assert (await client.post(path("create_user"), json=body)).status_code == 201
+    me = bearer((await log_in(client, body["email"], body["password"])).json()["access_token"])
+    post = await client.post(path("create_post"), json={"title": "t", "body": "b"}, headers=me)
+    assert post.status_code == 201
+    return path("delete_post", post_id=post.json()["id"]), me
+
+
+@pytest.mark.pattern("SV03")
+async def test_eight_concurrent_deletes_of_a_post_give_one_204_and_404s(live_client: AsyncClient) -> None:
+    """Each request on its own connection and transaction, at once: the row is deleted once, and
+    only the request that deleted it says so."""
+    url, me = await a_post_and_its_author(live_client)
+    responses = await asyncio.gather(*(live_client.delete(url, headers=me) for _ in range(8)))
+    assert Counter(r.status_code for r in responses) == {204: 1, 404: 7}
+
+
+@pytest.mark.pattern("SV03")
+async def test_edits_racing_a_delete_answer_200_or_404_never_500(live_client: AsyncClient) -> None:
+    url, me = await a_post_and_its_author(live_client)
+    edits = [live_client.patch(url, json={"body": f"edit {n}"}, headers=me) for n in range(6)]
+    responses = await asyncio.gather(live_client.delete(url, headers=me), *edits)
+    assert responses[0].status_code == 204
+    assert {r.status_code for r in responses[1:]} <= {200, 404}
+
+
+# --8<-- [end:test_concurrent_deletes]
