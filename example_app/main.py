@@ -50,7 +50,11 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     app.state.metrics = Metrics()  # a registry of this app's own: two apps count apart
     serve_swagger_ui(app)  # /docs from local files, not a CDN
     register_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.MAX_REQUEST_BODY_BYTES,
+        drain_seconds=settings.REFUSED_BODY_DRAIN_SECONDS,
+    )
     # Added late, so it runs early: a prediction over the limit is shed before anything else.
     app.state.admission = AdmissionLimit(settings.PREDICTION_MAX_IN_PROGRESS)
     predictions_paths = [f"{API_V1_PREFIX}/predictions", f"{API_V1_PREFIX}/predictions/batch"]

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # Request bodies above this are refused with 413 while they are read, before parsing. The
     # largest legitimate body is a full prediction batch (1,000 rows of 64 numbers: about 0.5 MB).
     MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1_024)] = 2 * 1024 * 1024
+    # After that 413, what the client still sends of the body is read and dropped for at most
+    # this long, then the connection closes: a client that sends all before it reads gets to
+    # read the 413 (closed at once, it would see "connection reset" instead).
+    REFUSED_BODY_DRAIN_SECONDS: Annotated[float, Field(ge=0, le=300)] = 10.0
 
     # --8<-- [start:search_settings]
     # Semantic search (ML06): HNSW's candidate list per query. Higher finds more of the true

@@ -4,15 +4,19 @@ and it does not hold up the worker: /health keeps answering meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from example_app.core.config import get_settings
-from tests.support import ServedApp, served_app
+from example_app.core.config import Settings, get_settings
+from tests.support import ServedApp, path, served_app, served_in_thread
 
 TEN_MB = 10 * 1024 * 1024
 LIMIT = get_settings().MAX_REQUEST_BODY_BYTES
@@ -132,6 +136,110 @@ async def test_deep_nesting_under_the_limit_is_a_documented_400(app_server: Serv
 
 
 # --8<-- [end:limit_tests]
+
+
+# --8<-- [start:readable_413]
+TWENTY_MB = 20 * 1024 * 1024
+OVER = {"detail": f"request body over the limit of {LIMIT} bytes"}
+
+
+@pytest.fixture(scope="module")
+def threaded(settings: Settings) -> Iterator[str]:
+    """The app under real uvicorn (its default HTTP parser), in a thread of this process."""
+    from example_app.main import create_app
+
+    with served_in_thread(create_app(settings)) as url:
+        yield url
+
+
+def batch_of(size: int) -> bytes:
+    """A prediction batch of `size` bytes: far over the limit, and valid JSON all the same."""
+    row = b'{"pixels": [' + b"0.0, " * 63 + b"0.0]}, "
+    rows = row * (size // len(row))
+    return b'{"inputs": [' + rows[:-2] + b"]}"
+
+
+def urllib_post(url: str, body: bytes | Iterator[bytes]) -> tuple[int, dict[str, object]]:
+    """What urllib (and every client like it) does: send the whole body, then read the answer."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+@pytest.mark.pattern("HD03")
+@pytest.mark.parametrize("client", ["urllib", "httpx"])
+@pytest.mark.parametrize("route", ["predict_batch", "create_user"])
+def test_a_client_that_sends_all_of_a_20_mb_body_first_reads_the_413(
+    threaded: str, client: str, route: str
+) -> None:
+    """A declared Content-Length over the limit is answered at once; the server then reads (and
+    drops) the rest of the body, so that the client's send completes and it reads the answer.
+    Closing at once would reset the connection under a client still sending: urllib then sees
+    `ConnectionResetError` or `BrokenPipeError`, never the 413."""
+    url, body = f"{threaded}{path(route)}", batch_of(TWENTY_MB)
+    if client == "urllib":
+        status, answer = urllib_post(url, body)
+    else:
+        response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+        status, answer = response.status_code, response.json()
+    assert status == 413
+    assert answer["detail"] == OVER["detail"]
+
+
+@pytest.mark.pattern("HD03")
+def test_a_chunked_20_mb_body_gets_its_413_read_too(threaded: str) -> None:
+    """Without a Content-Length the limit is met while reading; urllib sends an iterable chunked."""
+    chunks = (b"1," * (512 * 1024) for _ in range(TWENTY_MB // (1024 * 1024)))
+    status, answer = urllib_post(f"{threaded}{path('create_user')}", iter([b"[", *chunks, b"1]"]))
+    assert (status, answer["detail"]) == (413, OVER["detail"])
+
+
+@pytest.fixture(scope="module")
+def short_drain(settings: Settings) -> Iterator[str]:
+    """The same, with the drain bounded at 1 s."""
+    from example_app.core.config import load_settings
+    from example_app.main import create_app
+
+    bounded = load_settings(**{**settings.model_dump(), "REFUSED_BODY_DRAIN_SECONDS": 1.0})
+    with served_in_thread(create_app(bounded)) as url:
+        yield url
+
+
+def closed_after(url: str, trickle: bool) -> tuple[bytes, float]:
+    """Declare 20 MB, send 64 KiB, then nothing (or 64 KiB every 50 ms); what the server
+    answered, and how long after the first bytes it closed the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        head = f"POST {path('create_user')} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Content-Length: {TWENTY_MB}\r\n\r\n".encode() + b"[" * 65_536)
+        started, answer = time.monotonic(), sock.recv(65_536)  # the 413, at once
+        try:
+            while trickle:
+                sock.sendall(b"[" * 65_536)
+                time.sleep(0.05)
+                assert time.monotonic() - started < 15, "still reading after 15 s"
+            while sock.recv(65_536):  # until the server closes
+                pass
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # closed while we were still sending: the close of a bounded drain
+        return answer, time.monotonic() - started
+
+
+@pytest.mark.pattern("HD03")
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickling"])
+def test_the_rest_of_a_refused_body_is_read_for_a_bounded_time(short_drain: str, trickle: bool) -> None:
+    """A client that stalls after its headers, or keeps sending slowly, is not waited for
+    beyond the drain's bound; its 413 was there to read from the start."""
+    answer, waited = closed_after(short_drain, trickle)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"] == OVER["detail"]
+    assert 0.9 < waited < 5  # the drain's 1 s, then the close (margins: a busy 2-core machine)
+
+
+# --8<-- [end:readable_413]
 
 
 @pytest.mark.pattern("HD01")
