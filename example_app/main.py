@@ -12,6 +12,7 @@ from example_app.api.errors import register_error_handlers
 from example_app.api.metrics import Metrics, RequestMetrics, metrics_endpoint, process_exited
 from example_app.api.request_id import RequestId
 from example_app.api.routes import auth, drift, health, jobs, posts, predictions, users
+from example_app.api.security_headers import SecurityHeaders
 from example_app.api.swagger_ui import serve_swagger_ui
 from example_app.core.config import API_V1_PREFIX, Settings, load_settings, signing_key
 from example_app.core.tracing import Tracing
@@ -44,7 +45,11 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     settings = settings or load_settings()  # a bad value stops here, in one line
     signing_key(settings)  # no SECRET_KEY, no start: one line, before anything is served
     app = FastAPI(
-        title="fastapi-ml-guide reference app", debug=settings.DEBUG, lifespan=lifespan, docs_url=None
+        title="fastapi-ml-guide reference app",
+        debug=settings.DEBUG,
+        lifespan=lifespan,
+        docs_url=None,  # served below, from local files
+        redoc_url=None,  # FastAPI's loads its script from a CDN, and no package ships one
     )
     app.state.settings = settings
     app.state.metrics = Metrics()  # a registry of this app's own: two apps count apart
@@ -62,6 +67,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         Admission, paths=predictions_paths, counter=app.state.admission, shed=app.state.metrics.shed
     )
     app.add_middleware(RequestId)  # a shed request and a 413 have their id too
+    app.add_middleware(SecurityHeaders)  # on every answer (a 500's: errors.py)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times them all
     # Not in the OpenAPI document: a Prometheus text page for a scraper, not the JSON API.
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from example_app.api.metrics import SHED_DATABASE_DOWN, SHED_POOL_TIMEOUT
+from example_app.api.security_headers import SECURITY_HEADERS
 from example_app.core import request_id
 from example_app.schemas.error import ErrorResponse
 from example_app.services.errors import (
@@ -70,10 +71,12 @@ def register_error_handlers(app: FastAPI) -> None:
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """The one body for a bug too, with the id its traceback is logged under. Starlette calls
-    this outside every middleware (uvicorn logs the traceback after): the header is set here."""
+    this outside every middleware (uvicorn logs the traceback after): the headers are set here."""
     body = error_body("Internal Server Error")
-    headers = {request_id.HEADER: body["request_id"]} if body["request_id"] else None
-    return JSONResponse(body, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, headers=headers)
+    headers = {request_id.HEADER: body["request_id"]} if body["request_id"] else {}
+    return JSONResponse(
+        body, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, headers={**headers, **SECURITY_HEADERS}
+    )
 
 
 # --8<-- [end:error_statuses]

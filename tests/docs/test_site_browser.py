@@ -281,6 +281,8 @@ def test_swagger_ui_authorizes_and_calls_a_protected_route(browser: Browser, scr
         page = context.new_page()
         outside: list[str] = []
         page.on("request", lambda r: None if r.url.startswith(app.url) else outside.append(r.url))
+        refused: list[str] = []  # what the page's Content-Security-Policy blocked, if anything
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
         page.goto(f"{app.url}/docs")
 
         page.locator("button.authorize").first.click()  # the Authorize button, top right
@@ -304,6 +306,7 @@ def test_swagger_ui_authorizes_and_calls_a_protected_route(browser: Browser, scr
         page.screenshot(path=str(ARTIFACTS / "swagger-ui-authorized.png"), full_page=False)
         context.close()
     assert outside == []  # Swagger UI's files come from the app, not a CDN
+    assert refused == []  # and its policy lets the page do all of the above
 
 
 # --8<-- [end:test_swagger_authorize]
