@@ -114,6 +114,14 @@ def _alembic(c: Context, args: str) -> None:
 # --- the app ----------------------------------------------------------------------------------
 
 
+# --8<-- [start:serve_flags]
+# No proxy in front of `serve`: uvicorn believes no X-Forwarded-For (by default it believes one
+# from 127.0.0.1, so a local client could name any address and dodge the per-address login
+# limit), and says nothing about itself (`server: uvicorn`).
+SERVE_UVICORN_FLAGS = ["--no-proxy-headers", "--no-server-header"]
+# --8<-- [end:serve_flags]
+
+
 # --8<-- [start:serve]
 @task(
     help={
@@ -138,6 +146,7 @@ def serve(
             sys.exit("--reload runs one process: leave out --workers, or --reload")
         os.environ["WEB_CONCURRENCY"] = str(workers)  # uvicorn's --workers, and the app's budget
         cmd += ["--timeout-graceful-shutdown", "30"]  # on SIGTERM: answer what was accepted, 30 s at most
+        cmd += SERVE_UVICORN_FLAGS
         cmd += ["--log-config", "example_app/logging.json"]  # text, or JSON lines with LOG_FORMAT=json
         job_worker = [str(VENV_PYTHON), "-m", "example_app.jobs.worker"]  # embeds new and edited posts
         with contextlib.ExitStack() as stack:

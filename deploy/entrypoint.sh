@@ -11,9 +11,17 @@ migrate() {
 case "${1:-app}" in
     app)
         migrate
-        exec uvicorn example_app.main:app --host 0.0.0.0 --port "${PORT:-8000}" \
+        # Whose X-Forwarded-For uvicorn believes: the reverse proxy's, named by its address in
+        # FORWARDED_ALLOW_IPS, or no one's. Believed from anyone else, a client could name a new
+        # address on every request and never meet the per-address login limit.
+        if [ -n "${FORWARDED_ALLOW_IPS:-}" ]; then
+            proxy="--forwarded-allow-ips=$FORWARDED_ALLOW_IPS"
+        else
+            proxy="--no-proxy-headers"
+        fi
+        exec uvicorn example_app.main:app --host "${HOST:-0.0.0.0}" --port "${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-1}" --timeout-graceful-shutdown 30 \
-            --log-config example_app/logging.json
+            "$proxy" --no-server-header --log-config example_app/logging.json
         ;;
     worker)
         migrate

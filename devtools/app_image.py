@@ -5,8 +5,8 @@ packages: debootstrap writes a minimal Debian 12 root filesystem with python3, a
 `docker import` turns it into an image. The pinned requirements are downloaded on the host as
 wheels into the build context (build/wheels), so the app's `docker build` needs no network at
 all: the tests rebuild it (`offline=True`) from what `python3 tasks.py app-image` prepared.
-PgBouncer's image for deploy/compose.yaml is built on the same base (its apt-get needs Debian's
-mirror, so only here, never in a test).
+The images of PgBouncer and of the proxy (nginx) for deploy/compose.yaml are built on the same
+base (their apt-get needs Debian's mirror, so only here, never in a test).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_TAG = "fastapi-ml-guide/debian:bookworm"
 APP_TAG = "fastapi-ml-guide/app:latest"
 PGBOUNCER_TAG = "fastapi-ml-guide/pgbouncer:latest"  # deploy/compose.yaml's
+PROXY_TAG = "fastapi-ml-guide/proxy:latest"  # deploy/compose.yaml's
+SIDE_IMAGES = {PGBOUNCER_TAG: "pgbouncer", PROXY_TAG: "proxy"}  # tag: folder of deploy/
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 WHEELS = ROOT / "build" / "wheels"
@@ -93,8 +95,9 @@ def prepared() -> str | None:
     digest = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:
         return "no wheels for the current requirements.txt in build/wheels"
-    if not image_exists(PGBOUNCER_TAG):
-        return f"no image {PGBOUNCER_TAG}"
+    for tag in SIDE_IMAGES:
+        if not image_exists(tag):
+            return f"no image {tag}"
     return None
 
 
@@ -110,9 +113,10 @@ def build(tag: str = APP_TAG, offline: bool = False) -> str:
     else:
         build_base()
         download_wheels()
-        print(f"app-image: docker build -t {PGBOUNCER_TAG} deploy/pgbouncer", file=sys.stderr)
-        pgbouncer = ["docker", "build", "--build-arg", f"BASE={BASE_TAG}", "-t", PGBOUNCER_TAG]
-        _run([*pgbouncer, str(ROOT / "deploy" / "pgbouncer")], "docker build (pgbouncer)")
+        for side, folder in SIDE_IMAGES.items():
+            print(f"app-image: docker build -t {side} deploy/{folder}", file=sys.stderr)
+            command = ["docker", "build", "--build-arg", f"BASE={BASE_TAG}", "-t", side]
+            _run([*command, str(ROOT / "deploy" / folder)], f"docker build ({folder})")
     print(f"app-image: docker build -t {tag}", file=sys.stderr)
     _run(["docker", "build", "--build-arg", f"BASE={BASE_TAG}", "-t", tag, str(ROOT)], "docker build")
     return tag

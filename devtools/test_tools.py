@@ -95,6 +95,13 @@ TOOLS = (
         lambda: shutil.which("/usr/sbin/pgbouncer") is not None,
         needed_by=("tests/deployment/test_pgbouncer.py",),
     ),
+    # nginx in front of the app, as deploy/compose.yaml puts it (the proxy's own entry point).
+    Tool(
+        "nginx",
+        "nginx",
+        lambda: shutil.which("/usr/sbin/nginx") is not None,
+        needed_by=("tests/deployment/test_proxy.py",),
+    ),
     # The app's image (DP05) is built on a Debian base that debootstrap makes; without a Docker
     # engine that answers there is no image to build, and nothing to install.
     Tool(

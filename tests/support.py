@@ -245,7 +245,8 @@ def http_client(app: FastAPI, base_url: str = "http://test") -> AsyncClient:
 def served_in_thread(app: FastAPI, **config: Any) -> Iterator[str]:
     """uvicorn serving `app` (its lifespan included) on a loopback port, from a thread of this
     process with an event loop of its own; its base URL. Stopped (lifespan shut down) on exit.
-    `config`: uvicorn.Config's arguments (warnings only, unless told otherwise)."""
+    `config`: uvicorn.Config's arguments (warnings only and no `server` header, as `serve` runs
+    it, unless told otherwise)."""
     import threading
 
     import uvicorn
@@ -253,7 +254,7 @@ def served_in_thread(app: FastAPI, **config: Any) -> Iterator[str]:
     from devtools.postgres_provider import free_port
 
     port = free_port()
-    config = {"log_level": "warning", **config}
+    config = {"log_level": "warning", "server_header": False, **config}
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

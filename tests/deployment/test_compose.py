@@ -4,8 +4,11 @@ and the stack it describes serves.
 The app reaches PostgreSQL through PgBouncer with the settings that make asyncpg work there, and
 migrates directly (the migration lock is a session's); the job worker connects directly (it
 LISTENs); PgBouncer's container is configured like devtools/pgbouncer.py, which the DP02 tests run.
-The last test brings the stack up with docker-compose and uses it: where there is no Docker
-engine it is skipped, except where REQUIRE_DOCKER is set (CI sets it): there it fails.
+Clients reach the app through the proxy only, whose address is the one the app believes
+X-Forwarded-For from (tests/deployment/test_proxy.py runs both entry points on this machine), and
+every service is restarted when it exits. The last test brings the stack up with docker-compose
+and uses it: where there is no Docker engine it is skipped, except where REQUIRE_DOCKER is set
+(CI sets it): there it fails.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,9 +28,10 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML (mkdocs uses it); no stubs pinned
 from sqlalchemy.engine import make_url
 
-from devtools.app_image import APP_TAG, BASE_TAG, PGBOUNCER_TAG
+from devtools.app_image import APP_TAG, BASE_TAG, PGBOUNCER_TAG, PROXY_TAG
 from devtools.pgbouncer import config
 from devtools.postgres_provider import DEFAULT_IMAGE, free_port
+from tests.deployment.test_proxy import seconds_until_closed
 from tests.support import PASSWORD, ROOT
 
 pytestmark = pytest.mark.system("a Docker engine runs the compose stack")
@@ -46,13 +51,34 @@ def settings(ini: str) -> dict[str, str]:
 @pytest.mark.pattern("DP05")
 def test_the_services_use_the_images_this_repository_builds() -> None:
     services = compose()["services"]
-    assert set(services) == {"db", "pgbouncer", "app", "worker"}
+    assert set(services) == {"db", "pgbouncer", "app", "worker", "proxy"}
     assert services["db"]["image"] == DEFAULT_IMAGE  # python3 tasks.py docker-image
     assert services["app"]["image"] == services["worker"]["image"] == APP_TAG  # tasks.py app-image
-    assert services["pgbouncer"]["build"]["args"]["BASE"] == BASE_TAG
-    assert services["pgbouncer"]["image"] == PGBOUNCER_TAG  # tasks.py app-image builds it too
+    for name, tag in (("pgbouncer", PGBOUNCER_TAG), ("proxy", PROXY_TAG)):  # tasks.py app-image too
+        assert services[name]["build"]["args"]["BASE"] == BASE_TAG
+        assert services[name]["image"] == tag
+        assert (DEPLOY / services[name]["build"]["context"] / "Dockerfile").exists()
     assert (services["app"]["command"], services["worker"]["command"]) == (["app"], ["worker"])
-    assert (DEPLOY / "pgbouncer" / services["pgbouncer"]["build"].get("dockerfile", "Dockerfile")).exists()
+
+
+@pytest.mark.pattern("DP05")
+def test_every_service_is_restarted_when_it_exits() -> None:
+    for name, service in compose()["services"].items():
+        assert service.get("restart") == "unless-stopped", name
+
+
+@pytest.mark.pattern("DP05", "AU06")
+def test_clients_reach_the_app_through_the_proxy_whose_address_alone_it_believes() -> None:
+    services = compose()["services"]
+    app, proxy = services["app"], services["proxy"]
+    assert "ports" not in app  # no way around the proxy
+    assert [port.rsplit(":", 1)[1] for port in proxy["ports"]] == ["8080"]
+    assert proxy["environment"]["UPSTREAM"] == "app:8000"
+    proxy_address = proxy["networks"]["edge"]["ipv4_address"]
+    assert app["environment"]["FORWARDED_ALLOW_IPS"] == proxy_address
+    assert "edge" in app["networks"]
+    assert set(proxy["networks"]) == {"edge"}
+    assert "FORWARDED_ALLOW_IPS" in (DEPLOY / "entrypoint.sh").read_text()
 
 
 @pytest.mark.pattern("DP05")
@@ -83,6 +109,22 @@ def compose_command() -> list[str]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     pytest.fail("no docker-compose: python3 tasks.py test installs it where Docker runs")
+
+
+PROXY_TIMEOUT = 10  # the proxy's HEADER_TIMEOUT in compose.yaml
+HALF_SENT = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"  # headers that never end
+
+
+def container(compose: list[str], env: dict[str, str], service: str) -> str:
+    ids = subprocess.run([*compose, "ps", "-q", service], env=env, capture_output=True, text=True)
+    return ids.stdout.strip()
+
+
+def inspect(container_id: str, template: str) -> str:
+    answer = subprocess.run(
+        ["docker", "inspect", "-f", template, container_id], capture_output=True, text=True
+    )
+    return answer.stdout.strip()
 
 
 # --8<-- [start:stack_test]
@@ -127,6 +169,34 @@ def test_the_stack_serves_through_pgbouncer_and_its_worker_embeds_posts(image: s
         assert found[0]["id"] == post.json()["id"]
         prediction = httpx.post(f"{base}/predictions", json={"pixels": [0.0] * 64}, headers=auth)
         assert prediction.status_code == 200
+
+        # The proxy: it closes a half-sent request, and a client that names another address in
+        # every X-Forwarded-For still meets the per-address login limit (the login above counts).
+        assert seconds_until_closed(f"http://127.0.0.1:{port}", HALF_SENT, patience=20) < PROXY_TIMEOUT + 3
+        guesses = [
+            httpx.post(
+                f"{base}/auth/token",
+                data={"username": f"victim{n}@example.com", "password": "guess"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            ).status_code
+            for n in range(20)
+        ]
+        assert guesses == [401] * 19 + [429]
+        assert httpx.get(f"{base}/health").headers["server"] == "nginx"  # not uvicorn, no version
+
+        # A worker that dies is started again (restart: unless-stopped), and takes the queue.
+        worker = container(compose, env, "worker")
+        os.kill(int(inspect(worker, "{{.State.Pid}}")), signal.SIGKILL)  # a crash, not a stop
+        deadline = time.monotonic() + 60
+        while inspect(worker, "{{.RestartCount}} {{.State.Running}}") != "1 true":
+            assert time.monotonic() < deadline, "the worker was not restarted within 60 s"
+            time.sleep(0.5)
+        later = httpx.post(f"{base}/posts", json={"title": "Parrots", "body": "Birds."}, headers=auth)
+        deadline = time.monotonic() + 60
+        while not (found := httpx.get(f"{base}/posts/search", params={"q": "birds"}, headers=auth).json()):
+            assert time.monotonic() < deadline, "the restarted worker did not embed the post within 60 s"
+            time.sleep(0.5)
+        assert later.json()["id"] in [hit["id"] for hit in found]
     finally:
         subprocess.run([*compose, "down", "-v", "--timeout", "30"], env=env, capture_output=True, timeout=300)
 
