@@ -30,5 +30,6 @@ EXPOSE 8000
 # that restarts on a failed probe (Kubernetes' livenessProbe) points that one at /health/live.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/api/v1/health/ready', timeout=2)"]
+# `app` or `worker`, one process each; who restarts what is said in deploy/entrypoint.sh.
 ENTRYPOINT ["entrypoint"]
 CMD ["app"]

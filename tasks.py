@@ -70,11 +70,15 @@ if __name__ == "__main__" and not _in_venv():
 # Below this line we run inside venv/.
 import contextlib  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 from invoke.collection import Collection  # noqa: E402
 from invoke.context import Context  # noqa: E402
 from invoke.program import Program  # noqa: E402
 from invoke.tasks import task  # noqa: E402
+
+if TYPE_CHECKING:
+    from example_app.core.backoff import Backoff
 
 BIN = VENV / "bin"
 DATA_HOME = ROOT / ".pgdata"  # the local development server's data, kept across runs
@@ -178,16 +182,17 @@ def _local_secret_key() -> None:
     os.environ["SECRET_KEY"] = SECRET_KEY_FILE.read_text().strip()
 
 
+# --8<-- [start:run_until_signalled]
 def _run_until_signalled(cmd: list[str], alongside: list[str] | None = None) -> None:
     """Run a server in the foreground; Ctrl-C or SIGTERM stops it, then our finally blocks run.
 
-    `alongside` (the job worker) runs beside it in a session of its own, out of the terminal's
-    reach: it gets one SIGTERM from here when the server has stopped (it finishes its running
-    jobs, then exits), before the database goes.
+    `alongside` (the job worker) runs beside it, supervised: started again whenever it exits
+    (`Supervised`), and stopped once, with SIGTERM, when the server has stopped (it finishes its
+    running jobs, then exits), before the database goes.
     """
     import signal
 
-    helper = subprocess.Popen(alongside, cwd=ROOT, start_new_session=True) if alongside else None
+    helper = Supervised(alongside, "job worker") if alongside else None
     child = subprocess.Popen(cmd, cwd=ROOT)
 
     def forward(signum: int, frame: object) -> None:
@@ -195,21 +200,76 @@ def _run_until_signalled(cmd: list[str], alongside: list[str] | None = None) -> 
 
     previous = signal.signal(signal.SIGTERM, forward)
     try:
-        while True:
+        while child.poll() is None:
             try:
-                child.wait()
-                break
+                if helper is not None:
+                    helper.check()  # reaps an exited worker; starts another when its wait is over
+                child.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
             except KeyboardInterrupt:
                 child.send_signal(signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if helper is not None:
-            helper.send_signal(signal.SIGTERM)
-            try:
-                helper.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                helper.kill()
-                helper.wait()
+            helper.stop()
+
+
+# --8<-- [end:run_until_signalled]
+
+
+# --8<-- [start:supervised]
+class Supervised:
+    """A child process started again whenever it exits, until `stop()`: `serve`'s job worker.
+
+    It runs in a session of its own, out of the terminal's reach (Ctrl-C goes to the server; the
+    worker is stopped after it, once). An exited child is reaped at the next `check()`, so none is
+    left <defunct>; each restart is one line on stderr, after a wait that doubles while the child
+    keeps exiting quickly (the worker's own Backoff: 1 s, 2 s, 4 s ... 30 s).
+    """
+
+    def __init__(self, cmd: list[str], name: str, backoff: Backoff | None = None) -> None:
+        from example_app.core.backoff import Backoff
+
+        self.cmd, self.name, self.backoff = cmd, name, backoff or Backoff()
+        self.restart_at: float | None = None  # set while the child is down
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.started = time.monotonic()
+        return subprocess.Popen(self.cmd, cwd=ROOT, start_new_session=True)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.restart_at is None and (code := self.process.poll()) is not None:
+            wait = self.backoff.after(ran_for=now - self.started)
+            print(
+                f"{self.name} exited ({_exit_status(code)}); starting another in {wait:g} s", file=sys.stderr
+            )
+            self.restart_at = now + wait
+        if self.restart_at is not None and now >= self.restart_at:
+            self.process, self.restart_at = self._start(), None
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM, and wait for it to finish its jobs; SIGKILL after `timeout`. No restart after."""
+        import signal
+
+        self.restart_at = None
+        self.process.send_signal(signal.SIGTERM)  # nothing is sent to one that has exited
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _exit_status(code: int) -> str:
+    import signal
+
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
+
+# --8<-- [end:supervised]
 
 
 # --8<-- [start:worker]

@@ -4,6 +4,12 @@
 # `upgrade head` while the others wait, then find nothing to do (DP03). That lock belongs to a
 # session, which PgBouncer's transaction pooling does not keep: behind it, give the server's
 # own address in MIGRATION_DATABASE_URL.
+#
+# Who restarts what. Each role is the container's one process (exec): when it exits, the
+# container stops, and what runs containers starts it again (compose's `restart:`, Kubernetes'
+# restartPolicy). Inside, uvicorn starts a dead --workers process again itself, and the job
+# worker outlives a database restart on its own (it takes jobs again, with backoff): neither
+# exits for an outage, so a restart of the container means a crash, the OOM killer, or a stop.
 set -eu
 migrate() {
     DATABASE_URL="${MIGRATION_DATABASE_URL:-$DATABASE_URL}" alembic upgrade head

@@ -44,6 +44,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def reaped(pid: int) -> bool:
+    """Gone from the process table: its parent has collected its exit status."""
+    return not Path(f"/proc/{pid}").exists()
+
+
 # --8<-- [start:serve_test]
 @pytest.mark.pattern("ML07", "ML11")
 def test_serve_runs_a_worker_so_a_new_post_is_found_by_meaning_and_ctrl_c_stops_both(
@@ -101,3 +106,55 @@ def _up(url: str) -> bool:
     except httpx.HTTPError:
         time.sleep(0.2)
         return False
+
+
+# --8<-- [start:killed_worker_test]
+@pytest.mark.pattern("ML07")
+def test_serve_starts_a_killed_worker_again_and_the_new_one_takes_the_queue(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**os.environ, **TEST_WORKER_ENV, "DATABASE_URL": scratch_url}
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    serve = subprocess.Popen(
+        [sys.executable, "tasks.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(base + path("health")), 90, "the app to answer")
+        (first,) = children_running(serve.pid, "example_app.jobs.worker")
+        os.kill(first, signal.SIGKILL)  # the OOM killer's way: no clean-up, no goodbye
+        wait_for(lambda: reaped(first), 10, "serve to reap the killed worker")  # not left <defunct>
+        wait_for(lambda: children_running(serve.pid, "example_app.jobs.worker") != [], 30, "another worker")
+        (second,) = children_running(serve.pid, "example_app.jobs.worker")
+        assert second != first
+
+        with httpx.Client(base_url=base, timeout=10) as http:  # a post written after the kill
+            account = {"email": "survivor@example.com", "password": PASSWORD, "name": "S"}
+            assert http.post(path("create_user"), json=account).status_code == 201
+            token = http.post(path("login"), data={"username": account["email"], "password": PASSWORD})
+            http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            post = http.post(path("create_post"), json={"title": "Kept", "body": "Embedded all the same."})
+            job = post.headers["Embedding-Job"]
+            wait_for(lambda: http.get(job).json()["status"] == "succeeded", 60, "the new worker to embed it")
+
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.wait(timeout=60)
+        assert not alive(second)  # stopped with serve; no third one started
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+        log.close()
+    output = log_path.read_text(errors="replace")
+    assert output.count("job worker exited") == 1, output
+    assert "job worker exited (killed by SIGKILL); starting another in 1 s" in output
+
+
+# --8<-- [end:killed_worker_test]

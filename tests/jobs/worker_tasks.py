@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from procrastinate import Blueprint, JobContext, RetryStrategy
 from sqlalchemy import text
@@ -46,3 +47,12 @@ async def slow_first_time(context: JobContext, seconds: float) -> None:
     await record(context, 0)  # "started": the test kills the worker after this
     if context.job.attempts == 0:  # a job put back after its worker died has attempts >= 1
         await asyncio.sleep(seconds)
+
+
+@blueprint.task(name="run_until_gate", pass_context=True)
+async def run_until_gate(context: JobContext, n: int, gate: str) -> None:
+    """Runs until the file `gate` exists (the test decides when), then records its run."""
+    # A file, not an event: the test is another process, and the database may be down meanwhile.
+    while not await asyncio.to_thread(Path(gate).exists):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await record(context, n)

@@ -49,10 +49,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 
 @contextlib.contextmanager
 def worker(
-    database_url: str, log_dir: Path, name: str, concurrency: int = 1
+    database_url: str, log_dir: Path, name: str, concurrency: int = 1, **settings: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A worker process (`python -m tests.jobs.run_worker`); SIGTERM, then SIGKILL, at the end."""
-    env = {**os.environ, **TEST_WORKER_ENV, "DATABASE_URL": database_url}
+    env = {**os.environ, **TEST_WORKER_ENV, **settings, "DATABASE_URL": database_url}
     log = (log_dir / f"{name}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.jobs.run_worker", "--name", name, "--concurrency", str(concurrency)],
