@@ -208,6 +208,44 @@ async def sql(session: AsyncSession, statement: str, **params: object) -> Result
     return await connection.execute(text(statement), params)
 
 
+async def queue_as(
+    db: AsyncSession,
+    *,
+    waiting: Sequence[float] = (),
+    running: int = 0,
+    later: int = 0,
+    ended: dict[str, int] | None = None,
+    heartbeats: Sequence[float] = (),
+) -> None:
+    """procrastinate's tables, in the test's transaction, holding only what is given: jobs
+    scheduled an hour ahead, jobs queued so many seconds before now() (in this order: ids grow),
+    running ones, ended ones by status, and workers whose last heartbeat is so many seconds old. now() is the
+    transaction's start, the same for every statement of the test: the ages are exact."""
+    await sql(db, "DELETE FROM procrastinate_jobs")
+    await sql(db, "DELETE FROM procrastinate_workers")
+    for _ in range(later):  # first: the lowest ids, ahead of the waiting ones
+        await sql(db, _JOB, status="todo", later=True)
+    for seconds in waiting:  # the insert's trigger writes the 'deferred' event: moved back
+        job_id = (await sql(db, _JOB + " RETURNING id", status="todo", later=False)).scalar_one()
+        await sql(db, _QUEUED_AGO, seconds=float(seconds), id=job_id)
+    statuses = ["doing"] * running + [status for status, n in (ended or {}).items() for _ in range(n)]
+    for status in statuses:
+        await sql(db, _JOB, status=status, later=False)
+    for seconds in heartbeats:
+        await sql(db, _WORKER, seconds=float(seconds))
+
+
+_JOB = """INSERT INTO procrastinate_jobs (queue_name, task_name, status, scheduled_at)
+VALUES ('default', 'embed_post', CAST(:status AS procrastinate_job_status),
+        CASE WHEN :later THEN now() + interval '1 hour' END)"""
+_QUEUED_AGO = (
+    "UPDATE procrastinate_events SET at = now() - make_interval(secs => :seconds) WHERE job_id = :id"
+)
+_WORKER = (
+    "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - make_interval(secs => :seconds))"
+)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -22,7 +22,7 @@ from example_app.api.dependencies import get_db
 from example_app.core.config import API_V1_PREFIX
 from example_app.core.schema_version import SchemaHead
 from example_app.ml.embedding import MODEL_NAME as EMBEDDING_MODEL
-from tests.support import AppFactory, ClientFactory, alembic_config, http_client
+from tests.support import AppFactory, ClientFactory, alembic_config, http_client, queue_as
 
 HEALTH = f"{API_V1_PREFIX}/health"
 LIVE, READY = f"{HEALTH}/live", f"{HEALTH}/ready"
@@ -156,6 +156,50 @@ async def test_a_schema_a_newer_release_migrated_keeps_readiness(
 
 
 # --8<-- [end:probe_tests]
+
+
+# --8<-- [start:jobs_tests]
+@pytest.mark.pattern("OB01", "ML07")
+async def test_readiness_reports_a_queue_without_a_live_worker_and_stays_200(
+    client: AsyncClient, db_session: AsyncSession, app: FastAPI
+) -> None:
+    stalled = app.state.settings.JOB_STALLED_SECONDS
+    await queue_as(db_session, waiting=[90, 20], later=1, heartbeats=[stalled + 15])  # the worker died
+    ready = await client.get(READY)
+    assert ready.status_code == 200  # the API serves; its jobs wait
+    assert ready.json()["errors"] == {}
+    assert ready.json()["jobs"] == {
+        "status": "no_worker",
+        "workers_alive": 0,
+        "heartbeat_age_seconds": stalled + 15,
+        "oldest_todo_age_seconds": 90,  # the job scheduled an hour ahead does not wait yet
+        "detail": f"the last worker heartbeat is {stalled + 15:.0f} s old"
+        f" (JOB_STALLED_SECONDS is {stalled:g}): jobs wait until a worker runs",
+    }
+    await queue_as(db_session)  # no worker has ever registered, nothing waits
+    jobs = (await client.get(READY)).json()["jobs"]
+    assert (jobs["status"], jobs["heartbeat_age_seconds"], jobs["oldest_todo_age_seconds"]) == (
+        "no_worker",
+        None,
+        None,
+    )
+    assert jobs["detail"].startswith("no worker has registered")
+
+
+@pytest.mark.pattern("OB01", "ML07")
+async def test_readiness_reports_a_live_worker(client: AsyncClient, db_session: AsyncSession) -> None:
+    await queue_as(db_session, waiting=[4], running=1, heartbeats=[2.5, 600])  # one alive, one long dead
+    jobs = (await client.get(READY)).json()["jobs"]
+    assert jobs == {
+        "status": "ok",
+        "workers_alive": 1,
+        "heartbeat_age_seconds": 2.5,  # the freshest
+        "oldest_todo_age_seconds": 4,
+        "detail": None,
+    }
+
+
+# --8<-- [end:jobs_tests]
 
 
 @pytest.mark.pattern("DB01")

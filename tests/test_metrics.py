@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML (mkdocs uses it); no stubs pinned
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
 from example_app.ml.artifact import DIGITS_MODEL_DIR
-from tests.support import ROOT, AppFactory, Caller, ClientFactory, bearer, http_client, path
+from example_app.schemas.job import FINAL_STATUSES
+from tests.support import ROOT, AppFactory, Caller, ClientFactory, bearer, http_client, path, queue_as
 
 TOKEN = "metrics-reader-" + "x" * 24
 DIGIT = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())
@@ -210,6 +215,89 @@ async def test_the_dashboard_reads_only_metrics_the_app_exposes(
     used = {name for query in queries for name in re.findall(r"\b(?:http|inference|db)_[a-z_]+", query)}
     assert len(used) >= 8, used
     assert used <= exposed, used - exposed  # Prometheus runs these queries in the full tier
+
+
+# --8<-- [start:queue_tests]
+def in_transaction_of(app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's sessions on the test's connection, inside its rolled-back transaction (the way
+    get_db is bound to it for the routes): the scrape sees what queue_as wrote, and only that."""
+    resources = app.state.resources
+    bound = async_sessionmaker(db.bind, class_=AsyncSession, join_transaction_mode="create_savepoint")
+    monkeypatch.setattr(resources, "sessions", bound)
+    monkeypatch.setattr(resources, "read_options", {})  # the connection is in a transaction already
+
+
+@pytest.mark.pattern("OB02", "ML07")
+async def test_the_job_queue_is_read_from_the_database_at_each_scrape(
+    make_app: AppFactory,
+    make_client: ClientFactory,
+    db_session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, client = await metered(make_app, make_client)
+    in_transaction_of(app, db_session, monkeypatch)
+    await queue_as(
+        db_session,
+        waiting=[90, 30],
+        running=1,
+        later=1,
+        ended={"succeeded": 3, "failed": 2},
+        heartbeats=[4, 600],
+    )
+    samples = await scrape(client)
+    assert value(samples, "jobs_queue_up") == 1
+    assert value(samples, "jobs_queue_depth", status="todo") == 3  # the one scheduled later is queued too
+    assert value(samples, "jobs_queue_depth", status="doing") == 1
+    ended = {status: value(samples, "jobs_ended", status=status) for status in FINAL_STATUSES}
+    assert ended == {"succeeded": 3, "failed": 2, "cancelled": 0, "aborted": 0}
+    assert value(samples, "jobs_oldest_todo_age_seconds") == 90  # ...but does not wait yet
+    assert value(samples, "jobs_worker_heartbeat_age_seconds") == 4  # the freshest
+    assert value(samples, "jobs_workers_alive") == 1
+
+    await queue_as(db_session, heartbeats=[600])  # the only worker is long dead; nothing waits
+    samples = await scrape(client)  # read again: nothing is kept between scrapes
+    assert value(samples, "jobs_workers_alive") == 0
+    assert value(samples, "jobs_worker_heartbeat_age_seconds") == 600
+    assert value(samples, "jobs_oldest_todo_age_seconds") == 0
+    assert value(samples, "jobs_queue_depth", status="todo") == 0
+    await queue_as(db_session)  # no worker ever registered
+    assert value(await scrape(client), "jobs_worker_heartbeat_age_seconds") == math.inf
+
+
+@pytest.mark.pattern("OB02")
+async def test_a_scrape_answers_without_the_database_and_says_so(
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = await metered(make_app, make_client)
+    nowhere = create_async_engine(f"postgresql+asyncpg://nobody:x@127.0.0.1:{free_port()}/nothing")
+    monkeypatch.setattr(app.state.resources, "sessions", async_sessionmaker(nowhere, class_=AsyncSession))
+    try:
+        await client.get(path("list_posts"))  # counted as always: the counters need no database
+        samples = await scrape(client)
+    finally:
+        await nowhere.dispose()
+    assert samples[("jobs_queue_up", frozenset())] == 0  # present, and saying it
+    assert not [name for name, _ in samples if name.startswith("jobs_") and name != "jobs_queue_up"]
+    assert value(samples, "http_requests_total", route="/api/v1/posts", method="GET", status="200") == 1
+
+
+@pytest.mark.pattern("OB02")
+async def test_the_alert_rules_use_series_the_app_exposes(
+    make_app: AppFactory,
+    make_client: ClientFactory,
+    db_session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, client = await metered(make_app, make_client)
+    in_transaction_of(app, db_session, monkeypatch)
+    exposed = {name for name, _ in await scrape(client)}
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())["groups"][0]["rules"]
+    used = {name for rule in rules for name in re.findall(r"\bjobs_[a-z_]+", rule["expr"])}
+    assert len(used) == len(rules) == 4
+    assert used <= exposed, used - exposed
+
+
+# --8<-- [end:queue_tests]
 
 
 # --8<-- [start:workers_test]

@@ -10,10 +10,12 @@ files in that folder, and a scrape of any worker reads them all: one answer, the
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,7 +25,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
@@ -31,7 +35,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from example_app.api.probes import probe_database
+from example_app.core.config import Settings
 from example_app.core.database import FairPool
+from example_app.services.queue_health import STATUSES, QueueHealth, read_queue_health
+
+if TYPE_CHECKING:
+    from example_app.resources import Resources  # which holds a Metrics: no import at run time
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable, read at import
 UNMATCHED = "unmatched"  # no route: a 404, or a request shed before routing (the raw path is not
@@ -177,7 +187,66 @@ async def metrics_endpoint(request: Request) -> Response:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
         raise HTTPException(401, "A bearer token (METRICS_TOKEN) is required", {"WWW-Authenticate": "Bearer"})
     metrics: Metrics = request.app.state.metrics
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    queue = await read_queue(request.app.state.resources, request.app.state.settings)
+    return Response(metrics.exposition() + queue_exposition(queue), media_type=CONTENT_TYPE_LATEST)
 
 
 # --8<-- [end:endpoint]
+
+
+# --8<-- [start:queue_metrics]
+async def read_queue(resources: Resources, settings: Settings) -> QueueHealth | None:
+    """The job queue as the database holds it now, within HEALTH_CHECK_TIMEOUT; None if it did
+    not answer (the scrape still answers, with `jobs_queue_up 0`)."""
+    async with resources.sessions(execution_options=resources.read_options) as db:
+        stalled = settings.JOB_STALLED_SECONDS
+        queue, _ = await probe_database(
+            db,
+            lambda session: read_queue_health(session, stalled, counts=True),
+            settings.HEALTH_CHECK_TIMEOUT,
+        )
+    return queue
+
+
+def queue_exposition(queue: QueueHealth | None) -> bytes:
+    """The job queue's gauges, in a registry made for this scrape: every worker's work, wherever
+    it runs, is in the database, and any instance of the app (any of its processes) reads it."""
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(queue))
+    return generate_latest(registry)
+
+
+class QueueCollector(Collector):
+    """The gauges of one reading of the queue (None: the database did not answer)."""
+
+    def __init__(self, queue: QueueHealth | None) -> None:
+        self.queue = queue
+
+    def collect(self) -> Iterator[Metric]:
+        yield gauge(
+            "jobs_queue_up", "1: the queue was read for this scrape, 0: it was not", self.queue is not None
+        )
+        if (queue := self.queue) is None:
+            return  # no stale or made-up figures: the other series are absent
+        depth = GaugeMetricFamily("jobs_queue_depth", "Jobs waiting, running", labels=["status"])
+        ended = GaugeMetricFamily("jobs_ended", "Ended jobs still in the table", labels=["status"])
+        for status in STATUSES:
+            (depth if status in ("todo", "doing") else ended).add_metric([status], queue.jobs[status])
+        yield from (depth, ended)
+        yield gauge(
+            "jobs_oldest_todo_age_seconds",
+            "The oldest job due to run: its wait",
+            queue.oldest_todo_seconds or 0,
+        )
+        heartbeat = math.inf if queue.heartbeat_seconds is None else queue.heartbeat_seconds  # no worker
+        yield gauge("jobs_worker_heartbeat_age_seconds", "The freshest worker heartbeat: its age", heartbeat)
+        yield gauge(
+            "jobs_workers_alive", "Workers with a heartbeat within JOB_STALLED_SECONDS", queue.workers_alive
+        )
+
+
+def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+# --8<-- [end:queue_metrics]

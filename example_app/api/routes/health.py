@@ -1,7 +1,7 @@
 """The probes: liveness (the process answers), readiness (it can serve), and /health, the
 database's reachability alone, which the benches and monitors of earlier releases call."""
 
-import asyncio
+import time
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
@@ -10,7 +10,10 @@ from sqlalchemy.exc import ProgrammingError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.api.dependencies import ModelsDep, ResourcesDep, SessionDep, SettingsDep
-from example_app.schemas.health import HealthResponse, LivenessResponse, ReadinessResponse
+from example_app.api.probes import probe_database
+from example_app.core.config import Settings
+from example_app.schemas.health import HealthResponse, JobsHealth, LivenessResponse, ReadinessResponse
+from example_app.services.queue_health import read_queue_health
 
 router = APIRouter(tags=["health"])
 
@@ -41,33 +44,17 @@ REVISIONS = text("SELECT version_num FROM alembic_version")
 
 async def query_database(db: SessionDep, query: TextClause, seconds: float) -> tuple[set[str], str | None]:
     """The query's first column and None, or nothing and one line saying how the database failed."""
-    # Bounded: a dead or black-holed database answers 503 quickly instead of hanging. The probe
-    # runs in a session of its own, on the same database, so that an overrun can be left behind:
-    # cancelling it means closing a connection that gets no answer, which takes seconds more.
-    probe = asyncio.ensure_future(_query(db, query))
-    done, _ = await asyncio.wait({probe}, timeout=seconds)
-    if not done:
-        probe.cancel()
-        _overrun.add(probe)  # held until it has finished cleaning up
-        probe.add_done_callback(_overrun.discard)
-        return set(), f"no answer within {seconds:g} s"
-    if (exc := probe.exception()) is not None:  # any failure to reach the database: unavailable
-        return set(), f"cannot query the database ({type(exc).__name__})"
-    return probe.result(), None
+    found, problem = await probe_database(db, lambda session: _first_column(session, query), seconds)
+    return found or set(), problem
 
 
-_overrun: set[asyncio.Future[set[str]]] = set()
-
-
-async def _query(db: SessionDep, query: TextClause) -> set[str]:
-    # Like the request's own session (get_db): a GET's has no transaction, so this is one round trip.
-    async with AsyncSession(db.bind, execution_options=db.sync_session.execution_options) as session:
-        try:
-            return {str(value) for value in (await session.exec(query)).scalars()}  # type: ignore[call-overload]
-        except ProgrammingError as exc:
-            if getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE:  # never migrated: no revision
-                return set()
-            raise
+async def _first_column(session: AsyncSession, query: TextClause) -> set[str]:
+    try:
+        return {str(value) for value in (await session.exec(query)).scalars()}  # type: ignore[call-overload]
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE:  # never migrated: no revision
+            return set()
+        raise
 
 
 UNDEFINED_TABLE = "42P01"
@@ -97,7 +84,9 @@ async def ready(
     db: SessionDep, models: ModelsDep, resources: ResourcesDep, settings: SettingsDep
 ) -> ReadinessResponse | JSONResponse:
     """The traffic probe: the database answers at the schema this code needs, and every model
-    the app serves (the digits model, search's embedder) is loaded."""
+    the app serves (the digits model, search's embedder) is loaded. The job queue is reported
+    too (`jobs`), and never fails it: the API serves without a worker, its jobs wait."""
+    deadline = time.monotonic() + settings.HEALTH_CHECK_TIMEOUT  # for both reads together
     revisions, problem = await query_database(db, REVISIONS, settings.HEALTH_CHECK_TIMEOUT)
     errors = dict(models.errors)
     if (embedder := resources.embedder) is None:
@@ -113,6 +102,7 @@ async def ready(
         schema_revision=", ".join(sorted(revisions)) or None,
         models={**loaded, **({embedder.name: embedder.version} if embedder else {})},
         errors=errors,
+        jobs=None if errors.keys() & {"database", "schema"} else await jobs_health(db, settings, deadline),
     )
     if body.status != "ok":
         return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -120,3 +110,41 @@ async def ready(
 
 
 # --8<-- [end:ready]
+
+
+# --8<-- [start:jobs_health]
+async def jobs_health(db: SessionDep, settings: Settings, deadline: float) -> JobsHealth:
+    """Is any worker alive (a heartbeat within JOB_STALLED_SECONDS), and how long has the oldest
+    job due to run waited? Read within what is left of the probe's time."""
+    stalled = settings.JOB_STALLED_SECONDS
+    left = deadline - time.monotonic()
+    queue, problem = (
+        await probe_database(db, lambda session: read_queue_health(session, stalled, counts=False), left)
+        if left > 0
+        else (None, "no time left within HEALTH_CHECK_TIMEOUT")
+    )
+    if queue is None:
+        return JobsHealth(
+            status="unknown",
+            workers_alive=None,
+            heartbeat_age_seconds=None,
+            oldest_todo_age_seconds=None,
+            detail=problem,
+        )
+    detail = None
+    if not queue.workers_alive:
+        last = queue.heartbeat_seconds
+        heard = (
+            "no worker has registered" if last is None else f"the last worker heartbeat is {last:.0f} s old"
+        )
+        detail = f"{heard} (JOB_STALLED_SECONDS is {stalled:g}): jobs wait until a worker runs"
+    return JobsHealth(
+        status="ok" if queue.workers_alive else "no_worker",
+        workers_alive=queue.workers_alive,
+        heartbeat_age_seconds=queue.heartbeat_seconds,
+        oldest_todo_age_seconds=queue.oldest_todo_seconds,
+        detail=detail,
+    )
+
+
+# --8<-- [end:jobs_health]
