@@ -72,6 +72,7 @@ async def test_the_worker_takes_jobs_again_after_each_end_until_sigterm(
 
 
 # --8<-- [start:supervised_test]
+@pytest.mark.pattern("ML07")
 def test_serve_starts_an_exited_worker_again_and_reaps_each(capsys: pytest.CaptureFixture[str]) -> None:
     exits_at_once = [sys.executable, "-c", "raise SystemExit(3)"]
     supervised = Supervised(exits_at_once, "job worker", Backoff(first=0.2, cap=0.4))
@@ -94,6 +95,7 @@ def test_serve_starts_an_exited_worker_again_and_reaps_each(capsys: pytest.Captu
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]  # every one reaped: no <defunct>
 
 
+@pytest.mark.pattern("ML07")
 def test_serve_stops_its_worker_once_and_starts_no_other() -> None:
     supervised = Supervised([sys.executable, "-c", "import time; time.sleep(60)"], "job worker")
     first = supervised.process
