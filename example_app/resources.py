@@ -21,7 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from example_app.api.metrics import Metrics
 from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import Settings
-from example_app.core.database import create_engine, create_sessionmaker, read_options
+from example_app.core.database import (
+    create_engine,
+    create_monitoring_engine,
+    create_sessionmaker,
+    read_options,
+)
 from example_app.core.rate_limit import LoginLimiter
 from example_app.core.schema_version import SchemaHead
 from example_app.core.security import Passwords
@@ -36,6 +41,7 @@ from example_app.models.timestamps import utcnow
 class Resources:
     engine: AsyncEngine  # its pool: DB_POOL_SIZE + DB_MAX_OVERFLOW connections at most
     sessions: async_sessionmaker[AsyncSession]
+    monitoring: AsyncEngine  # no pool: what a scrape reads (the job queue), apart from requests
     read_options: Mapping[str, Any]  # a GET's session options (core/database.py)
     passwords: Passwords  # Argon2 off the event loop, PASSWORD_HASH_CONCURRENCY at once
     login_limiter: LoginLimiter
@@ -53,6 +59,7 @@ async def open_resources(
     """Open what the app serves with; a bad artifact is logged in one line and keeps
     /health/ready at 503. Migrating is Alembic's job, not this one's: readiness only checks it."""
     engine = create_engine(settings)  # no connection yet: the pool opens them on demand
+    monitoring = create_monitoring_engine(settings)  # no connection until a scrape reads
     try:
         await enforce_connection_budget(engine, settings)  # fits max_connections, or no start
         if metrics is not None:
@@ -62,6 +69,7 @@ async def open_resources(
         resources = Resources(
             engine=engine,
             sessions=create_sessionmaker(engine),
+            monitoring=monitoring,
             read_options=read_options(settings),
             passwords=Passwords.from_settings(settings),
             login_limiter=LoginLimiter.from_settings(settings),
@@ -89,3 +97,4 @@ async def open_resources(
             gc.unfreeze()
     finally:
         await engine.dispose()  # close pooled connections on shutdown
+        await monitoring.dispose()

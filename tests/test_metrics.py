@@ -18,7 +18,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML (mkdocs uses it); no stubs
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
@@ -212,19 +212,16 @@ async def test_the_dashboard_reads_only_metrics_the_app_exposes(
     }
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboard.json").read_text())
     queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    used = {name for query in queries for name in re.findall(r"\b(?:http|inference|db)_[a-z_]+", query)}
+    used = {name for query in queries for name in re.findall(r"\b(?:http|inference|db|jobs)_[a-z_]+", query)}
     assert len(used) >= 8, used
     assert used <= exposed, used - exposed  # Prometheus runs these queries in the full tier
 
 
 # --8<-- [start:queue_tests]
 def in_transaction_of(app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The app's sessions on the test's connection, inside its rolled-back transaction (the way
+    """The scrape's reads on the test's connection, inside its rolled-back transaction (the way
     get_db is bound to it for the routes): the scrape sees what queue_as wrote, and only that."""
-    resources = app.state.resources
-    bound = async_sessionmaker(db.bind, class_=AsyncSession, join_transaction_mode="create_savepoint")
-    monkeypatch.setattr(resources, "sessions", bound)
-    monkeypatch.setattr(resources, "read_options", {})  # the connection is in a transaction already
+    monkeypatch.setattr(app.state.resources, "monitoring", db.bind)
 
 
 @pytest.mark.pattern("OB02", "ML07")
@@ -270,7 +267,7 @@ async def test_a_scrape_answers_without_the_database_and_says_so(
 ) -> None:
     app, client = await metered(make_app, make_client)
     nowhere = create_async_engine(f"postgresql+asyncpg://nobody:x@127.0.0.1:{free_port()}/nothing")
-    monkeypatch.setattr(app.state.resources, "sessions", async_sessionmaker(nowhere, class_=AsyncSession))
+    monkeypatch.setattr(app.state.resources, "monitoring", nowhere)
     try:
         await client.get(path("list_posts"))  # counted as always: the counters need no database
         samples = await scrape(client)
@@ -279,6 +276,15 @@ async def test_a_scrape_answers_without_the_database_and_says_so(
     assert samples[("jobs_queue_up", frozenset())] == 0  # present, and saying it
     assert not [name for name, _ in samples if name.startswith("jobs_") and name != "jobs_queue_up"]
     assert value(samples, "http_requests_total", route="/api/v1/posts", method="GET", status="200") == 1
+
+
+@pytest.mark.pattern("OB02")
+async def test_a_scrape_reads_the_queue_on_a_connection_of_its_own(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN=TOKEN, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.2)
+    async with http_client(app) as client, app.state.resources.engine.connect():  # the pool's only one, held
+        samples = await scrape(client)
+    assert samples[("jobs_queue_up", frozenset())] == 1  # read all the same
+    assert value(samples, "db_pool_wait_seconds_count") == 0  # and the requests' pool never saw it
 
 
 @pytest.mark.pattern("OB02")

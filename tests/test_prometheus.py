@@ -27,13 +27,19 @@ from tests.test_metrics import TOKEN
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian's package; `tasks.py test --all` installs it
 DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "dashboard.json").read_text())
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 DIGIT = json.loads((DIGITS_MODEL_DIR / "example-request.json").read_text())
 
 
 # --8<-- [start:scrape_config]
 def scrape_config(target: str) -> str:
-    """The scrape job a reader adds to prometheus.yml: the app's /metrics, with its bearer token."""
+    """The scrape job a reader adds to prometheus.yml: the app's /metrics, with its bearer token;
+    and the job queue's alerting rules (evaluated every second here, every minute by default)."""
     return f"""
+global:
+  evaluation_interval: 1s
+rule_files:
+  - {ALERTS}
 scrape_configs:
   - job_name: fastapi-ml-guide
     scrape_interval: 1s
@@ -130,6 +136,7 @@ def cause_and_find(url: str, prom: str, caller: dict[str, str], tmp_path: Path) 
     wait_for(prom, "sum(inference_duration_seconds_count)", statuses.count(200), tmp_path)
     wait_for(prom, "sum(inference_batch_rows_sum)", statuses.count(200), tmp_path)
     every_dashboard_query_answers(prom)
+    every_alert_rule_evaluates(prom)
 
 
 # --8<-- [end:prometheus_test]
@@ -149,3 +156,23 @@ def every_dashboard_query_answers(prom: str) -> None:
                     break
                 assert time.monotonic() < deadline, (panel["title"], target["expr"])
                 time.sleep(0.5)
+
+
+def every_alert_rule_evaluates(prom: str) -> None:
+    """The job queue's alerting rules, loaded by Prometheus and evaluated on the scraped series:
+    each is healthy, and the one for workers is pending (no worker runs in this test)."""
+    deadline = time.monotonic() + 30
+    while True:
+        groups = httpx.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+        states = {name: (rule["health"], rule["state"]) for name, rule in rules.items()}
+        if states.get("JobWorkersDown") == ("ok", "pending"):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.5)
+    assert states == {
+        "JobWorkersDown": ("ok", "pending"),  # firing after its `for: 2m`
+        "JobQueueStuck": ("ok", "inactive"),
+        "JobsFailed": ("ok", "inactive"),
+        "JobQueueUnread": ("ok", "inactive"),
+    }

@@ -30,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -196,10 +197,11 @@ async def metrics_endpoint(request: Request) -> Response:
 
 # --8<-- [start:queue_metrics]
 async def read_queue(resources: Resources, settings: Settings) -> QueueHealth | None:
-    """The job queue as the database holds it now, within HEALTH_CHECK_TIMEOUT; None if it did
-    not answer (the scrape still answers, with `jobs_queue_up 0`)."""
-    async with resources.sessions(execution_options=resources.read_options) as db:
-        stalled = settings.JOB_STALLED_SECONDS
+    """The job queue as the database holds it now, within HEALTH_CHECK_TIMEOUT, on a connection
+    of its own (not the requests' pool); None if it did not answer (the scrape still answers,
+    with `jobs_queue_up 0`)."""
+    stalled = settings.JOB_STALLED_SECONDS
+    async with AsyncSession(resources.monitoring) as db:
         queue, _ = await probe_database(
             db,
             lambda session: read_queue_health(session, stalled, counts=True),

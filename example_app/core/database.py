@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool, PoolProxiedConnection
 from sqlalchemy.util import immutabledict
 from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
@@ -77,6 +77,29 @@ def discard_closed(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Po
 
 
 # --8<-- [end:engine]
+
+
+# --8<-- [start:monitoring_engine]
+def create_monitoring_engine(settings: Settings) -> AsyncEngine:
+    """An engine without a pool, for the reads a scrape makes (the job queue, api/metrics.py).
+
+    A scrape never waits for one of the requests' connections, nor shows in their pool's
+    metrics, and it reads even when that pool is full. Its one connection lives for the
+    scrape's read alone, out of DB_RESERVED_CONNECTIONS (kept for monitoring, among others).
+    """
+    engine = create_async_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args=connect_args(settings),  # the same bounded waits, statement timeout, name
+        execution_options=read_options(settings),  # a read: no transaction where allowed
+        hide_parameters=True,
+    )
+    if settings.DB_BEHIND_POOLER:
+        behind_pooler(engine)
+    return engine
+
+
+# --8<-- [end:monitoring_engine]
 
 
 # --8<-- [start:fair_pool]
