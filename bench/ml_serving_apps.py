@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from example_app.ml.artifact import LoadedModel, Prediction, load_model
+from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, Prediction, load_model
 from example_app.ml.inference import InferenceTimeoutError
 
 if TYPE_CHECKING:  # the pool's worker processes import this module: they need no web framework
@@ -72,7 +72,7 @@ def _ready() -> int:
 class ProcessPoolInference:
     """Same contract as `example_app.ml.inference.Inference`; the pool's size bounds the work.
 
-    The workers hold their own copy of the artifact the app loaded (the same MODEL_DIR), so the
+    The workers hold their own copy of the committed artifact (the seeded production version), so the
     `model` argument only says which model was asked for.
     """
 
@@ -113,7 +113,7 @@ def create_app() -> FastAPI:
                 # is not safe; each worker starts clean and loads the artifact itself.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_load_in_worker,
-                initargs=(str(settings.MODEL_DIR),),
+                initargs=(str(DIGITS_MODEL_DIR),),  # the committed artifact: production when seeded
             )
             with pool:
                 # Start every worker now (each loads the model), not on the first requests.

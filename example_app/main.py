@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from example_app.api.admission import Admission, AdmissionLimit
 from example_app.api.body_limit import BodySizeLimit
+from example_app.api.contract import show_model_contract
 from example_app.api.errors import register_error_handlers
 from example_app.api.metrics import Metrics, RequestMetrics, metrics_endpoint, process_exited
 from example_app.api.request_id import RequestId
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for module in (health, auth, users, posts, predictions, drift, jobs):
         app.include_router(module.router, prefix=API_V1_PREFIX)  # /api/v1 + /users + /{id}
+    show_model_contract(app)  # OpenAPI shows the request contract of the model version served
     app.state.tracing = Tracing.from_settings(settings.OTEL_TRACES_EXPORTER, span_exporter)
     if app.state.tracing is not None:
         app.state.tracing.instrument_app(app)  # off by default: no middleware at all

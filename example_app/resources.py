@@ -7,6 +7,8 @@ Dependencies reach them through the request (`request.app.state.resources`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from opentelemetry.trace import NoOpTracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +25,7 @@ from example_app.api.metrics import Metrics
 from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import Settings
 from example_app.core.database import (
+    connect_args,
     create_engine,
     create_monitoring_engine,
     create_sessionmaker,
@@ -31,9 +35,10 @@ from example_app.core.rate_limit import LoginLimiter
 from example_app.core.schema_version import SchemaHead
 from example_app.core.security import Passwords
 from example_app.core.tracing import Tracing
+from example_app.ml.alias_watcher import AliasWatcher, Connect
 from example_app.ml.embedding import TextEmbedder, embedder_or_none
 from example_app.ml.inference import Inference
-from example_app.ml.registry import DIGITS, ModelRegistry
+from example_app.ml.registry import ModelRegistry
 from example_app.models.timestamps import utcnow
 
 
@@ -45,7 +50,8 @@ class Resources:
     read_options: Mapping[str, Any]  # a GET's session options (core/database.py)
     passwords: Passwords  # Argon2 off the event loop, PASSWORD_HASH_CONCURRENCY at once
     login_limiter: LoginLimiter
-    models: ModelRegistry  # loaded once, checksum verified
+    models: ModelRegistry  # the registered versions behind their aliases, checksum verified
+    model_watcher: AliasWatcher  # switches an alias in this process when it moves (LC02)
     inference: Inference  # INFERENCE_CONCURRENCY threads, INFERENCE_TIMEOUT each
     embedder: TextEmbedder | None  # None: it failed to load, search answers 503
     schema: SchemaHead  # the revision this code needs: readiness compares the database's
@@ -66,14 +72,20 @@ async def open_resources(
             metrics.watch_pool(engine, settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
         if tracing is not None:
             tracing.instrument_engine(engine)  # a span per statement
+        sessions = create_sessionmaker(engine)
+        models = ModelRegistry(sessions, settings.MODEL_ROOTS, settings.MODEL_ALIAS)
+        await models.refresh()  # the aliased versions, loaded and checked before the first request
         resources = Resources(
             engine=engine,
-            sessions=create_sessionmaker(engine),
+            sessions=sessions,
             monitoring=monitoring,
             read_options=read_options(settings),
             passwords=Passwords.from_settings(settings),
             login_limiter=LoginLimiter.from_settings(settings),
-            models=ModelRegistry.load({DIGITS: settings.MODEL_DIR}),
+            models=models,
+            model_watcher=AliasWatcher(
+                models, listener_connect(engine, settings), settings.MODEL_POLL_SECONDS
+            ),
             inference=Inference(
                 settings.INFERENCE_CONCURRENCY,
                 settings.INFERENCE_TIMEOUT,
@@ -91,10 +103,29 @@ async def open_resources(
         # on the Serving page).
         gc.collect()  # garbage first: what is frozen is never collected
         gc.freeze()
+        watching = asyncio.create_task(resources.model_watcher.run(), name="model-alias-watcher")
         try:
             yield resources
         finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             gc.unfreeze()
     finally:
         await engine.dispose()  # close pooled connections on shutdown
         await monitoring.dispose()
+
+
+def listener_connect(engine: AsyncEngine, settings: Settings) -> Connect | None:
+    """How the alias watcher opens its LISTEN connection: the engine's server and credentials,
+    outside its pool. None behind a transaction pooler, where LISTEN does not work: it polls."""
+    if settings.DB_BEHIND_POOLER:
+        return None
+    _, options = engine.dialect.create_connect_args(engine.url)
+    arguments = connect_args(settings)
+    arguments["server_settings"]["application_name"] = f"{settings.DB_APPLICATION_NAME} model listener"
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(**options, **arguments)
+
+    return connect

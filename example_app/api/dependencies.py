@@ -7,7 +7,7 @@ settings, and the resources its lifespan opened), never from a module global.
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -134,11 +134,20 @@ async def get_inference(resources: ResourcesDep) -> Inference:
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 
 
-async def get_digits_model(models: ModelsDep) -> LoadedModel:
-    model = models.models.get(DIGITS)
-    if model is None:  # the artifact failed to load: readiness says why, routes answer 503
-        raise UnavailableError(f"model {DIGITS!r} is not loaded")
-    return model
+async def get_digits_model(
+    models: ModelsDep,
+    version: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d+\.\d+\.\d+$",
+            description="a registered version of the model; default: the one its alias (production) serves",
+            examples=["1.0.0"],
+        ),
+    ] = None,
+) -> LoadedModel:
+    """The version a request gets, kept to its end: an alias switch never changes it mid-request.
+    Not loaded (readiness says why): 503; an unregistered version: 404."""
+    return await models.resolve(DIGITS, version)
 
 
 async def get_prediction_service(

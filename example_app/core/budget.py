@@ -44,8 +44,14 @@ class ConnectionBudget:
         return self.settings.DB_POOL_SIZE + self.settings.DB_MAX_OVERFLOW
 
     @property
+    def listener(self) -> int:  # each app process's LISTEN connection for model aliases (LC02)
+        return 0 if self.settings.DB_BEHIND_POOLER else 1
+
+    @property
     def web(self) -> int:  # every uvicorn worker of every instance
-        return self.settings.APP_INSTANCES * self.settings.WEB_CONCURRENCY * self.per_process
+        return (
+            self.settings.APP_INSTANCES * self.settings.WEB_CONCURRENCY * (self.per_process + self.listener)
+        )
 
     @property
     def jobs(self) -> int:  # every job worker: its queue's pool and its engine's
@@ -60,9 +66,10 @@ class ConnectionBudget:
         if self.needed <= available:
             return
         s = self.settings
+        listener = f" + {self.listener} listener" if self.listener else ""
         raise ConnectionBudgetError(
             f"connection budget exceeded: {s.APP_INSTANCES} instance(s) x {s.WEB_CONCURRENCY} "
-            f"worker(s) x ({s.DB_POOL_SIZE} pool + {s.DB_MAX_OVERFLOW} overflow) = {self.web}, "
+            f"worker(s) x ({s.DB_POOL_SIZE} pool + {s.DB_MAX_OVERFLOW} overflow{listener}) = {self.web}, "
             f"+ {s.JOB_WORKERS} job worker(s) x ({s.JOB_QUEUE_POOL_SIZE} queue + {self.per_process}) = "
             f"{self.jobs}, + {s.DB_RESERVED_CONNECTIONS} reserve = {self.needed} > {available} "
             f"(max_connections {max_connections} - {reserved} reserved for superusers); lower "

@@ -76,8 +76,17 @@ class Settings(BaseSettings):
     OTEL_TRACES_EXPORTER: TracesExporter = "none"
     # --8<-- [end:traces_exporter]
 
-    # The served model: a folder with manifest.json and the file it names (checksum verified).
-    MODEL_DIR: Path = APP_DIR / "ml" / "artifacts" / "digits"
+    # --8<-- [start:model_settings]
+    # The models: registered in the database (model_versions), each a folder with manifest.json
+    # and the file it names. Only folders inside one of these are loaded (a row cannot point the
+    # app at an arbitrary file); a relative path in a row is relative to the project's root.
+    MODEL_ROOTS: Annotated[list[Path], Field(min_length=1)] = [APP_DIR / "ml" / "artifacts"]
+    # The alias the prediction routes answer with when a request names no version.
+    MODEL_ALIAS: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,49}$")] = "production"
+    # Each process re-reads the aliases this often, whatever it heard: a NOTIFY switches it within
+    # milliseconds, this bounds the switch when a notification was missed (a reconnect, a pooler).
+    MODEL_POLL_SECONDS: Annotated[float, Field(gt=0, le=3_600)] = 15.0
+    # --8<-- [end:model_settings]
     # Predictions computing at once (threads in the pool); more wait, up to INFERENCE_TIMEOUT.
     INFERENCE_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2
     INFERENCE_TIMEOUT: Annotated[float, Field(gt=0)] = 5.0

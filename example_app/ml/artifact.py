@@ -165,9 +165,13 @@ def sha256_of(data: bytes) -> str:
 
 # --8<-- [start:load]
 def load_model(
-    directory: str | os.PathLike[str] = DIGITS_MODEL_DIR, *, intra_op_threads: int = 1
+    directory: str | os.PathLike[str] = DIGITS_MODEL_DIR,
+    *,
+    intra_op_threads: int = 1,
+    expected_sha256: str | None = None,
 ) -> LoadedModel:
-    """Read `directory`/manifest.json, verify the model file's sha256, then open it in onnxruntime.
+    """Read `directory`/manifest.json, verify the model file's sha256 (and that it is
+    `expected_sha256`, the registry's, when given), then open it in onnxruntime.
 
     One intra-op thread by default: the app runs predictions concurrently in its threadpool, so
     each call computing on one core keeps the cores for the concurrent calls (and the event loop)
@@ -177,6 +181,11 @@ def load_model(
     folder = Path(directory)
     manifest = _read_manifest(folder / MANIFEST_NAME)
     path = folder / manifest.file
+    if expected_sha256 is not None and manifest.sha256 != expected_sha256:
+        raise ModelLoadError(
+            f"model checksum mismatch: {folder / MANIFEST_NAME} names sha256 {manifest.sha256[:12]}..., "
+            f"the registry expects {expected_sha256[:12]}...; refusing to load"
+        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:

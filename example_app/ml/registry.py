@@ -1,40 +1,193 @@
-"""The models the app serves, loaded once at start-up and held on app state."""
+"""The models the app serves: versions registered in PostgreSQL, loaded and checked, behind aliases.
+
+A request asks for a model by name, answered by the version its alias (`MODEL_ALIAS`, default
+`production`) points at, or for an explicit version. Each resolves to a `LoadedModel` the request
+keeps to its end, so switching an alias never changes the model under a request in flight.
+
+Switching (`refresh`): the new version is loaded off the event loop, checked (inside the allowed
+roots, the registered checksum, the graph, a smoke prediction) and only then put behind the
+alias; a version that fails leaves the old one serving and says why in `warnings`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import numpy as np
+from anyio.to_thread import run_sync
+
 from example_app.ml.artifact import LoadedModel, ModelLoadError, load_model
+from example_app.services.errors import UnavailableError, UnknownVersionError
+from example_app.services.model_version import (
+    PROJECT_DIR,
+    VersionRow,
+    read_aliases,
+    read_version,
+    versions_of,
+)
 
 log = logging.getLogger(__name__)
 
-DIGITS = "digits"  # the name routes ask for; the manifest says which version is behind it
+DIGITS = "digits"  # the model the prediction routes serve; the registry says which version
+EXPLICIT_VERSIONS_KEPT = 4  # versions asked for by number, besides the aliased ones, kept loaded
+
+Sessions = Callable[[], AbstractAsyncContextManager[object]]  # an async_sessionmaker
 
 
-@dataclass
+# --8<-- [start:load_checked]
+def load_checked(row: VersionRow, roots: Sequence[Path]) -> LoadedModel:
+    """Load a registered version, or raise ModelLoadError: its folder must be inside one of
+    `roots` (a database row is not allowed to point at any file), its manifest must be the
+    registered name, version and sha256 (checked before onnxruntime sees the bytes), and a smoke
+    prediction inside its contract must answer one of its classes."""
+    folder = Path(row.artifact_path)
+    folder = (folder if folder.is_absolute() else PROJECT_DIR / folder).resolve()  # symlinks too
+    if not any(folder.is_relative_to(root.resolve()) for root in roots):
+        raise ModelLoadError(
+            f"{row.name} {row.version}: artifact path {row.artifact_path} is outside MODEL_ROOTS; "
+            "refusing to load"
+        )
+    model = load_model(folder, expected_sha256=row.sha256)
+    if (model.name, model.version) != (row.name, row.version):
+        raise ModelLoadError(
+            f"{row.name} {row.version}: the manifest in {folder} is {model.name} {model.version}; "
+            "refusing to load"
+        )
+    low, high = model.manifest.feature_range
+    labels, probabilities = model.predict_proba(np.full((1, model.manifest.n_features), (low + high) / 2))
+    if int(labels[0]) not in model.manifest.classes or not np.isclose(probabilities.sum(), 1, atol=1e-3):
+        raise ModelLoadError(f"{row.name} {row.version}: the smoke prediction is not a valid answer")
+    return model
+
+
+# --8<-- [end:load_checked]
+
+
 class ModelRegistry:
-    models: dict[str, LoadedModel] = field(default_factory=dict)
-    # A model that failed to load: its name and the one line that says why (readiness shows it).
-    errors: dict[str, str] = field(default_factory=dict)
+    def __init__(
+        self,
+        sessions: Sessions,
+        roots: Sequence[Path],
+        alias: str = "production",
+        names: Sequence[str] = (DIGITS,),
+    ) -> None:
+        self.sessions = sessions
+        self.roots = list(roots)
+        self.alias = alias  # what a request that names no version gets
+        self.names = list(names)
+        self._serving: dict[str, LoadedModel] = {}  # name -> the version behind the alias
+        self._explicit: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # least recent first
+        self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        # A model with no version serving: the one line that says why (readiness: 503).
+        self.errors: dict[str, str] = {}
+        # An alias moved to a version that could not be loaded; the old one still serves (200).
+        self.warnings: dict[str, str] = {}
 
-    @classmethod
-    def load(cls, folders: Mapping[str, Path]) -> ModelRegistry:
-        """Load every model; a bad artifact is logged in one line and leaves the app not ready."""
-        registry = cls()
-        for name, folder in folders.items():
-            try:
-                registry.models[name] = load_model(folder)
-            except ModelLoadError as exc:
-                registry.errors[name] = str(exc)
-                log.error("model %s not loaded: %s", name, exc)
-            else:
-                model = registry.models[name]
-                log.info("model %s %s loaded (sha256 %s...)", model.name, model.version, model.sha256[:12])
-        return registry
+    @property
+    def models(self) -> dict[str, LoadedModel]:
+        """Name -> the version that answers requests naming no version."""
+        return dict(self._serving)
 
     @property
     def ready(self) -> bool:
-        return not self.errors and bool(self.models)
+        return not self.errors and all(name in self._serving for name in self.names)
+
+    # --8<-- [start:resolve]
+    async def resolve(self, name: str, version: str | None = None) -> LoadedModel:
+        """The model a request gets: the alias's version, or `version` (loaded on first use)."""
+        if version is None:
+            model = self._serving.get(name)
+            if model is None:
+                raise UnavailableError(f"model {name!r} is not loaded")
+            return model
+        if (served := self._serving.get(name)) is not None and served.version == version:
+            return served
+        key = (name, version)
+        if (model := self._explicit.get(key)) is not None:
+            self._explicit.move_to_end(key)
+            return model
+        async with self._loading.setdefault(key, asyncio.Lock()):  # one load per version at once
+            if (model := self._explicit.get(key)) is None:
+                model = await self._load_explicit(name, version)
+        return model
+
+    # --8<-- [end:resolve]
+
+    async def _load_explicit(self, name: str, version: str) -> LoadedModel:
+        async with self.sessions() as db:
+            row = await read_version(db, name, version)  # type: ignore[arg-type]
+            if row is None:
+                known = await versions_of(db, name)  # type: ignore[arg-type]
+                raise UnknownVersionError(
+                    f"model {name!r} has no version {version}"
+                    + (f" (registered: {', '.join(known)})" if known else "")
+                )
+        try:
+            model = await run_sync(load_checked, row, self.roots)
+        except ModelLoadError as exc:
+            log.error("model %s %s not loaded: %s", name, version, exc)
+            raise UnavailableError(
+                f"model {name!r} version {version} cannot be loaded; see the server log"
+            ) from None
+        self._explicit[(name, version)] = model
+        while len(self._explicit) > EXPLICIT_VERSIONS_KEPT:
+            self._explicit.popitem(last=False)  # requests holding it finish on it; then it is freed
+        return model
+
+    # --8<-- [start:refresh]
+    async def refresh(self) -> None:
+        """Read the aliases; load, check and switch to every version that changed. Never raises:
+        a failure is logged and recorded, and whatever served before keeps serving."""
+        try:
+            async with self.sessions() as db:
+                wanted = await read_aliases(db, self.names, [self.alias])  # type: ignore[arg-type]
+        except Exception as exc:  # the database is down, or not migrated: try again next time
+            for name in self.names:
+                if name not in self._serving:
+                    self.errors[name] = f"cannot read the model registry ({type(exc).__name__})"
+            log.warning("model registry not read: %s", type(exc).__name__)
+            return
+        for name in self.names:
+            row = wanted.get((name, self.alias))
+            current = self._serving.get(name)
+            if row is None:
+                if current is None:
+                    self.errors[name] = f"no version of {name!r} has the alias {self.alias!r}"
+                continue
+            if current is not None and (current.version, current.sha256) == (row.version, row.sha256):
+                self.warnings.pop(name, None)  # back on the version that serves: nothing failed
+                continue
+            try:
+                model = await run_sync(load_checked, row, self.roots)  # off the event loop
+            except ModelLoadError as exc:  # logged once, not at every poll
+                if current is None:
+                    if self.errors.get(name) != str(exc):
+                        log.error("model %s not loaded: %s", name, exc)
+                    self.errors[name] = str(exc)
+                else:
+                    warning = f"{self.alias} -> {row.version} not loaded, {current.version} serves: {exc}"
+                    if self.warnings.get(name) != warning:
+                        log.error("model %s %s -> %s not switched: %s", name, self.alias, row.version, exc)
+                    self.warnings[name] = warning
+                continue
+            # One assignment on the event loop: the next request gets the new version, those
+            # in flight keep the object they resolved.
+            self._serving[name] = model
+            self.errors.pop(name, None)
+            self.warnings.pop(name, None)
+            before = f" (was {current.version})" if current else ""
+            log.info(
+                "model %s %s -> %s%s, sha256 %s...",
+                name,
+                self.alias,
+                model.version,
+                before,
+                model.sha256[:12],
+            )
+
+    # --8<-- [end:refresh]

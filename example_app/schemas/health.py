@@ -36,3 +36,6 @@ class ReadinessResponse(BaseModel):
     models: dict[str, str]  # name -> version (and sha256 for an artifact) of each loaded model
     errors: dict[str, str]  # what keeps the app from being ready, one line each
     jobs: JobsHealth | None = None  # the job queue (None: the database or its schema is not ready)
+    # What failed and did not stop serving (a model alias moved to a version that does not load:
+    # the previous version still answers), one line each.
+    warnings: dict[str, str] = {}

@@ -5,26 +5,22 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-N_FEATURES = 64  # an 8x8 image of a digit, one number per pixel
 # Rows per POST /predictions/batch: one vectorised predict and one INSERT of that many rows. Part
 # of the API's contract (the schema's maxItems), so a constant rather than a setting.
 PREDICTION_BATCH_MAX = 1_000
 
 # strict: a JSON string "3" is refused, not converted; NaN and Infinity are refused too (Python's
 # JSON parser accepts them, PostgreSQL's jsonb does not, and the model would answer nonsense).
-Pixel = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=16)]
+# How many and in which range is the model version's contract (api/contract.py, from its manifest).
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class PredictionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pixels: Annotated[
-        list[Pixel],
-        Field(
-            min_length=N_FEATURES,
-            max_length=N_FEATURES,
-            description="64 grey levels (0-16) of an 8x8 digit, row by row",
-        ),
+        list[Feature],
+        Field(description="the model version's features (an 8x8 digit: 64 grey levels 0-16, row by row)"),
     ]
 
 

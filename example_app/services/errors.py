@@ -42,3 +42,10 @@ def violated_constraint(error: IntegrityError) -> str | None:
 
 class UnavailableError(ServiceError):
     """A dependency of the request (a model, the inference workers) cannot serve it right now."""
+
+
+class UnknownVersionError(NotFoundError):
+    """A model version, or alias, that is not registered (404; the message lists what is)."""
+
+    def __init__(self, message: str) -> None:
+        ServiceError.__init__(self, message)

@@ -46,8 +46,8 @@ def stop(process: subprocess.Popen[str]) -> None:
 async def test_the_default_deployment_fits(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         budget = await check_connection_budget(connection, Settings())
-    # 1 worker x (10 pool + 10 overflow) + 1 job worker x (8 queue + 20) + 5 reserve
-    assert (budget.web, budget.jobs, budget.needed) == (20, 28, 53)
+    # 1 worker x (10 pool + 10 overflow + 1 model listener) + 1 job worker x (8 queue + 20) + 5 reserve
+    assert (budget.web, budget.jobs, budget.needed) == (21, 28, 54)
 
 
 # --8<-- [start:arithmetic]
@@ -57,12 +57,12 @@ def test_the_refusal_names_the_numbers_and_the_settings() -> None:
     with pytest.raises(ConnectionBudgetError) as refused:
         budget.check(max_connections=100, reserved=3)
     assert str(refused.value) == (
-        "connection budget exceeded: 1 instance(s) x 4 worker(s) x (10 pool + 10 overflow) = 80, "
-        "+ 1 job worker(s) x (8 queue + 20) = 28, + 5 reserve = 113 > 97 (max_connections 100 - 3 "
+        "connection budget exceeded: 1 instance(s) x 4 worker(s) x (10 pool + 10 overflow + 1 listener) "
+        "= 84, + 1 job worker(s) x (8 queue + 20) = 28, + 5 reserve = 117 > 97 (max_connections 100 - 3 "
         "reserved for superusers); lower WEB_CONCURRENCY, DB_POOL_SIZE, DB_MAX_OVERFLOW or "
         "JOB_WORKERS, or raise max_connections on the server"
     )
-    ConnectionBudget(Settings(WEB_CONCURRENCY=3)).check(max_connections=100, reserved=3)  # 93 fits
+    ConnectionBudget(Settings(WEB_CONCURRENCY=3)).check(max_connections=100, reserved=3)  # 96 fits
 
 
 # --8<-- [end:arithmetic]

@@ -58,6 +58,9 @@ CONVENTION_NAMES = {
     "ix_predictions_created_at_id",
     "ix_predictions_output",
     "ix_posts_embedding",
+    "pk_model_versions",
+    "pk_model_aliases",
+    "fk_model_aliases_name_model_versions",
 }
 
 

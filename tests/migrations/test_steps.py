@@ -24,6 +24,7 @@ INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX, PREDICTIONS, USERS_IS
     revisions()
 )
 POSTS_EMBEDDING, PROCRASTINATE_SCHEMA, PREDICTIONS_REQUEST_ID = "928435d03ec6", "d258726f3557", "5b0f3c1d9e2a"
+MODEL_REGISTRY = "8da4f0e032ec"
 
 # What each revision adds to the schema (none of them removes anything on the way up).
 DECLARED: dict[str, set[str]] = {
@@ -86,6 +87,26 @@ DECLARED: dict[str, set[str]] = {
     # (tests/migrations/test_vector_and_queue.py checks they come and go).
     PROCRASTINATE_SCHEMA: set(),
     PREDICTIONS_REQUEST_ID: {"column predictions.request_id character varying(64) NULL"},
+    MODEL_REGISTRY: {  # and a trigger that NOTIFYs model_aliases (tests/ml/test_model_versions.py)
+        "table model_versions",
+        "column model_versions.name character varying(100) NOT NULL",
+        "column model_versions.version character varying(50) NOT NULL",
+        "column model_versions.artifact_path character varying(500) NOT NULL",
+        "column model_versions.sha256 character varying(64) NOT NULL",
+        "column model_versions.metrics jsonb NOT NULL",
+        "column model_versions.created_at timestamp with time zone NOT NULL DEFAULT now()",
+        "constraint model_versions pk_model_versions PRIMARY KEY (name, version)",
+        "index CREATE UNIQUE INDEX pk_model_versions ON public.model_versions USING btree (name, version)",
+        "table model_aliases",
+        "column model_aliases.name character varying(100) NOT NULL",
+        "column model_aliases.alias character varying(50) NOT NULL",
+        "column model_aliases.version character varying(50) NOT NULL",
+        "column model_aliases.updated_at timestamp with time zone NOT NULL DEFAULT now()",
+        "constraint model_aliases pk_model_aliases PRIMARY KEY (name, alias)",
+        "constraint model_aliases fk_model_aliases_name_model_versions "
+        "FOREIGN KEY (name, version) REFERENCES model_versions(name, version)",
+        "index CREATE UNIQUE INDEX pk_model_aliases ON public.model_aliases USING btree (name, alias)",
+    },
 }
 
 

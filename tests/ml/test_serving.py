@@ -6,7 +6,6 @@ import asyncio
 import gc
 import json
 import logging
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,15 +22,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, Prediction
 from example_app.ml.inference import Inference
 from example_app.ml.registry import DIGITS
+from tests.ml.artifacts import copy_of_digits
+from tests.ml.conftest import Register
 from tests.support import AppFactory, Caller, ClientFactory, path, sql
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    """A copy of the committed artifact, for an app of the test's own to load (tests may spoil it)."""
+async def model_dir(tmp_path: Path, register: Register) -> Path:
+    """A copy of the committed artifact registered as digits 1.0.1 with the alias `spoilt`, for
+    an app of the test's own to serve (MODEL_ALIAS="spoilt"; tests may spoil the files)."""
     copy = tmp_path / "digits"
-    shutil.copytree(DIGITS_MODEL_DIR, copy)
+    copy_of_digits(copy, "1.0.1")
+    await register(copy, "spoilt")
     return copy
+
+
+SPOILT = {"MODEL_ALIAS": "spoilt", "MODEL_ROOTS": []}  # + the test's tmp_path
 
 
 # --8<-- [start:readiness_tests]
@@ -66,7 +72,7 @@ async def test_a_tampered_artifact_keeps_readiness_at_503(
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
     with caplog.at_level(logging.ERROR, logger="example_app.ml.registry"):
-        client = await make_client(await make_app(MODEL_DIR=model_dir))  # its lifespan loads the copy
+        client = await make_client(await make_app(**SPOILT | {"MODEL_ROOTS": [model_dir.parent]}))
     client.headers.update(caller.headers)
     ready = await client.get(path("ready"))
     predicted = await client.post(path("predict"), json=digit)
@@ -86,7 +92,7 @@ async def test_a_missing_artifact_keeps_readiness_at_503(
     model_dir: Path, make_app: AppFactory, make_client: ClientFactory
 ) -> None:
     (model_dir / "model.onnx").unlink()
-    client = await make_client(await make_app(MODEL_DIR=model_dir))
+    client = await make_client(await make_app(**SPOILT | {"MODEL_ROOTS": [model_dir.parent]}))
     ready = await client.get(path("ready"))
     assert ready.status_code == 503
     assert ready.json()["errors"][DIGITS].startswith("model file missing")
@@ -117,7 +123,7 @@ async def test_readiness_is_503_before_any_model_is_loaded(client: AsyncClient, 
     from example_app.api.dependencies import get_models
     from example_app.ml.registry import ModelRegistry
 
-    app.dependency_overrides[get_models] = lambda: ModelRegistry()  # nothing loaded yet
+    app.dependency_overrides[get_models] = lambda: ModelRegistry(app.state.resources.sessions, [])  # none yet
     response = await client.get(path("ready"))
     assert response.status_code == 503
     assert response.json()["status"] == "error"
@@ -132,6 +138,7 @@ class SlowModel:
     def __init__(self, model: LoadedModel, seconds: float) -> None:
         self.model, self.seconds = model, seconds
         self.name, self.version, self.sha256 = model.name, model.version, model.sha256
+        self.manifest = model.manifest
 
     def predict_proba(self, x: npt.NDArray[np.float32]) -> Prediction:
         time.sleep(self.seconds)  # blocking, on purpose: on the event loop this would stall it

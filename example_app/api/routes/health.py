@@ -103,6 +103,7 @@ async def ready(
         models={**loaded, **({embedder.name: embedder.version} if embedder else {})},
         errors=errors,
         jobs=None if errors.keys() & {"database", "schema"} else await jobs_health(db, settings, deadline),
+        warnings=dict(models.warnings),  # a failed alias switch: the old version still serves
     )
     if body.status != "ok":
         return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)

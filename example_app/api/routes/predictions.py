@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from example_app.api.contract import check_rows
 from example_app.api.dependencies import DigitsModelDep, ModelsDep, PredictionServiceDep, require_active_user
 from example_app.api.errors import responses
 from example_app.api.params import After, Limit
@@ -25,13 +26,14 @@ router = APIRouter(tags=["predictions"], dependencies=[Depends(require_active_us
 
 # --8<-- [start:serving_routes]
 # Every route: 401/403 (the token), 503 (the database; the model, for predictions).
-ERRORS = responses(400, 401, 403, 413, 422, 503)
+ERRORS = responses(400, 401, 403, 404, 413, 422, 503)  # 404: an unregistered version
 
 
 @router.post("/predictions", response_model=PredictionResponse, responses=ERRORS)
 async def predict(
     body: PredictionInput, model: DigitsModelDep, service: PredictionServiceDep
 ) -> PredictionResponse:
+    check_rows(model, [body.pixels], lambda _: ("body", "pixels"))  # this version's contract
     ref, latency_ms, (result,) = await service.predict(model, [body.pixels])
     return PredictionResponse(**result.model_dump(), model=ref, latency_ms=latency_ms)
 
@@ -40,7 +42,9 @@ async def predict(
 async def predict_batch(
     body: BatchInput, model: DigitsModelDep, service: PredictionServiceDep
 ) -> BatchResponse:
-    ref, latency_ms, results = await service.predict(model, [row.pixels for row in body.rows])
+    rows = [row.pixels for row in body.rows]
+    check_rows(model, rows, lambda i: ("body", "rows", i, "pixels"))
+    ref, latency_ms, results = await service.predict(model, rows)
     return BatchResponse(model=ref, latency_ms=latency_ms, predictions=results)
 
 

@@ -1,0 +1,70 @@
+"""Model artifacts for tests: a copy of the committed one under another version, or a tiny model
+with another contract (16 features, 2x2 blocks of the digits summed: 0..64), trained in a second."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from example_app.ml.artifact import DIGITS_MODEL_DIR, MANIFEST_NAME, Manifest, Metrics, load_model, sha256_of
+from example_app.ml.training import TARGET_OPSET
+
+
+def copy_of_digits(folder: Path, version: str) -> Manifest:
+    """The committed artifact in `folder`, its manifest saying `version` (same bytes, same sha256)."""
+    shutil.copytree(DIGITS_MODEL_DIR, folder)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest["version"] = version
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return load_model(folder).manifest
+
+
+def blocks(pixels: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """8x8 digits -> 4x4 sums of 2x2 blocks: 16 features in 0..64."""
+    rows = np.asarray(pixels, np.float32).reshape(-1, 4, 2, 4, 2)
+    summed: npt.NDArray[np.float32] = rows.sum(axis=(2, 4)).reshape(-1, 16)
+    return summed
+
+
+def tiny_blocks_model(folder: Path, version: str) -> Manifest:
+    """A logistic regression on 16 block sums: another contract than the digits model's."""
+    data = load_digits()
+    x, y = blocks(data.data), np.asarray(data.target, np.int64)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(x, y)
+    onnx = to_onnx(
+        model,
+        initial_types=[("blocks", FloatTensorType([None, 16]))],
+        options={"zipmap": False},
+        target_opset=TARGET_OPSET,
+    )
+    data_bytes = onnx.SerializeToString()
+    committed = Manifest.model_validate_json((DIGITS_MODEL_DIR / MANIFEST_NAME).read_bytes())
+    manifest = committed.model_copy(
+        update={
+            "version": version,
+            "sha256": sha256_of(data_bytes),
+            "size_bytes": len(data_bytes),
+            "trained_at": datetime.now(UTC).replace(microsecond=0),
+            "input_name": "blocks",
+            "n_features": 16,
+            "feature_range": (0.0, 64.0),
+            "metrics": Metrics(
+                accuracy=float(model.score(x, y)), macro_f1=0.0, log_loss=0.0, n_train=len(x), n_test=0
+            ),
+        }
+    )
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(data_bytes)
+    (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2))
+    return load_model(folder).manifest
