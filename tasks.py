@@ -373,23 +373,77 @@ def patterns(c: Context, all_groups: bool = False) -> None:
 # --- the model --------------------------------------------------------------------------------
 
 
+# --8<-- [start:model_tasks]
 @task(
     help={
         "output": "folder for model.onnx, profile.json, manifest.json (default: the served digits folder)",
+        "version": "the version it is (default: MODEL_VERSION in example_app/ml/training.py)",
         "profile_only": "only (re)write the reference profile of the model already there; its bytes stay",
     }
 )
-def train(c: Context, output: str = "", profile_only: bool = False) -> None:
-    """Train the digits model (deterministic), write the ONNX artifact + manifest, print the metrics."""
+def train(c: Context, output: str = "", version: str = "", profile_only: bool = False) -> None:
+    """Train the digits model (deterministic), write the ONNX artifact + manifest, print the
+    metrics, and register the version in the database (DATABASE_URL, else the local server)."""
     from example_app.ml.artifact import DIGITS_MODEL_DIR
-    from example_app.ml.training import add_profile, summary
+    from example_app.ml.training import MODEL_VERSION, add_profile, summary
     from example_app.ml.training import train as train_model
 
     folder = Path(output) if output else DIGITS_MODEL_DIR
     if profile_only:
         print(f"{folder / add_profile(folder).file} written and named in the manifest")
         return
-    print(summary(train_model(folder), folder))
+    print(summary(train_model(folder, version or MODEL_VERSION), folder))
+    # Without a database the artifact is still written: one line says so, and how to register it.
+    _registry_command(c, "train", "register_folder", folder)
+
+
+@task(name="model-register", help={"path": "a folder with manifest.json and its model file"})
+def model_register(c: Context, path: str) -> None:
+    """Register a trained artifact (checked first) as a version of its model."""
+    _registry_command(c, "model-register", "register_folder", Path(path))
+
+
+@task(
+    name="model-alias",
+    help={
+        "name": "the model (digits)",
+        "alias": "production, candidate or any name",
+        "version": "e.g. 1.0.0",
+    },
+)
+def model_alias(c: Context, name: str, alias: str, version: str) -> None:
+    """Point an alias at a registered version; the app's processes switch without a restart."""
+    _registry_command(c, "model-alias", "move_alias", name, alias, version)
+
+
+def _registry_command(c: Context, task_name: str, command: str, *args: object) -> None:
+    """Run a command of example_app/ml/registry_commands.py on DATABASE_URL, else the local
+    server (migrated first, as `serve` does); its one line, or its error in one line."""
+    import asyncio
+
+    from devtools.postgres_provider import ProviderError, provide
+    from example_app.core.config import load_settings
+    from example_app.ml import registry_commands
+    from example_app.ml.registry_commands import CommandError
+
+    try:
+        with provide("DATABASE_URL", data_home=DATA_HOME, dbname="app") as server:
+            if not os.environ.get("DATABASE_URL"):
+                os.environ["DATABASE_URL"] = server.url  # for alembic, in its own process
+                _alembic(c, "upgrade head")
+            settings = load_settings(DATABASE_URL=server.url)
+            print(asyncio.run(getattr(registry_commands, command)(settings, *args)))
+    except (ProviderError, CommandError) as exc:
+        if task_name != "train":
+            sys.exit(f"{task_name}: {exc}")
+        # train: the artifact is written either way; say whether and how to register it.
+        if isinstance(exc, ProviderError) or exc.unreachable:
+            print(f"not registered: {exc}; when it is up: python3 tasks.py model-register --path {args[0]}")
+        else:
+            sys.exit(f"train: the artifact is written, not registered: {exc}")
+
+
+# --8<-- [end:model_tasks]
 
 
 # --- docs -------------------------------------------------------------------------------------

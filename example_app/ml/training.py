@@ -85,7 +85,7 @@ def build_pipeline() -> Pipeline:
 
 
 # --8<-- [start:train]
-def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> Manifest:
+def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR, version: str = MODEL_VERSION) -> Manifest:
     """Fit, export to ONNX, evaluate the exported graph, write model.onnx + manifest.json."""
     x_train, x_test, y_train, y_test = load_split()
     pipeline = build_pipeline()
@@ -120,7 +120,7 @@ def train(output_dir: str | os.PathLike[str] = DIGITS_MODEL_DIR) -> Manifest:
     profile = encode(build_profile(x_train, train_labels, classes, PROFILE_SOURCE))
     manifest = Manifest(
         name=MODEL_NAME,
-        version=MODEL_VERSION,
+        version=version,
         format="onnx",
         file=MODEL_FILE,
         sha256=sha256_of(data),
