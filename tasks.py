@@ -682,6 +682,8 @@ ns = Collection(
     bench,
     fuzz,
     train,
+    model_register,
+    model_alias,
     docs,
     docs_build,
     lint,

@@ -49,10 +49,10 @@ async def register_version(db: AsyncSession, manifest: Manifest, folder: Path) -
     inserted = (await db.exec(statement)).first() is not None
     if not inserted:
         existing = await db.get(ModelVersion, (manifest.name, manifest.version))
-        if existing is not None and existing.sha256 != manifest.sha256:
+        if existing is not None and (registered := existing.sha256) != manifest.sha256:
             await db.rollback()
             raise ConflictError(
-                f"{manifest.name} {manifest.version} is registered with sha256 {existing.sha256[:12]}..., "
+                f"{manifest.name} {manifest.version} is registered with sha256 {registered[:12]}..., "
                 f"this artifact has {manifest.sha256[:12]}...; a version never changes: train a new one"
             )
     await db.commit()

@@ -63,12 +63,13 @@ async def register(engine: AsyncEngine) -> AsyncIterator[Register]:
         return manifest
 
     yield register
-    async with engine.begin() as conn:
-        for name, version, aliases in reversed(made):
+    async with engine.begin() as conn:  # aliases first: they point at the versions
+        for name, _, aliases in made:
             for alias in aliases:
                 await conn.execute(
                     text("DELETE FROM model_aliases WHERE name = :n AND alias = :a"), {"n": name, "a": alias}
                 )
+        for name, version, _ in made:
             await conn.execute(
                 text("DELETE FROM model_versions WHERE name = :n AND version = :v AND version <> '1.0.0'"),
                 {"n": name, "v": version},
