@@ -423,8 +423,8 @@ def _registry_command(c: Context, task_name: str, command: str, *args: object) -
 
     from devtools.postgres_provider import ProviderError, provide
     from example_app.core.config import load_settings
-    from example_app.ml import registry_commands
-    from example_app.ml.registry_commands import CommandError
+    from example_app.services import registry_commands
+    from example_app.services.registry_commands import CommandError
 
     try:
         with provide("DATABASE_URL", data_home=DATA_HOME, dbname="app") as server:

@@ -35,11 +35,11 @@ from example_app.core.rate_limit import LoginLimiter
 from example_app.core.schema_version import SchemaHead
 from example_app.core.security import Passwords
 from example_app.core.tracing import Tracing
-from example_app.ml.alias_watcher import AliasWatcher, Connect
 from example_app.ml.embedding import TextEmbedder, embedder_or_none
 from example_app.ml.inference import Inference
-from example_app.ml.registry import ModelRegistry
 from example_app.models.timestamps import utcnow
+from example_app.services.alias_watcher import AliasWatcher, Connect
+from example_app.services.model_registry import ModelRegistry
 
 
 @dataclass
@@ -74,7 +74,8 @@ async def open_resources(
             tracing.instrument_engine(engine)  # a span per statement
         sessions = create_sessionmaker(engine)
         models = ModelRegistry(sessions, settings.MODEL_ROOTS, settings.MODEL_ALIAS)
-        await models.refresh()  # the aliased versions, loaded and checked before the first request
+        model_watcher = AliasWatcher(models, listener_connect(engine, settings), settings.MODEL_POLL_SECONDS)
+        await model_watcher.start()  # the aliased versions, loaded and checked before the first request
         resources = Resources(
             engine=engine,
             sessions=sessions,
@@ -83,9 +84,7 @@ async def open_resources(
             passwords=Passwords.from_settings(settings),
             login_limiter=LoginLimiter.from_settings(settings),
             models=models,
-            model_watcher=AliasWatcher(
-                models, listener_connect(engine, settings), settings.MODEL_POLL_SECONDS
-            ),
+            model_watcher=model_watcher,
             inference=Inference(
                 settings.INFERENCE_CONCURRENCY,
                 settings.INFERENCE_TIMEOUT,

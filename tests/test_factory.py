@@ -41,8 +41,8 @@ def test_importing_the_app_opens_nothing() -> None:
     from example_app.core.security import Passwords
     from example_app.main import app as module_app
     from example_app.ml.inference import Inference
-    from example_app.ml.registry import ModelRegistry
     from example_app.resources import Resources
+    from example_app.services.model_registry import ModelRegistry
 
     opened = (AsyncEngine, async_sessionmaker, Passwords, LoginLimiter, ModelRegistry, Inference, Resources)
     app_modules = {name: m for name, m in sys.modules.items() if name.split(".")[0] == "example_app"}

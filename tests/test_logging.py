@@ -70,7 +70,7 @@ def test_with_log_format_json_every_line_parses_the_access_log_included(
     assert live.headers[HEADER] == "probe-1"
     started = [line for line in lines if line["message"] == "Application startup complete."]
     assert [line["request_id"] for line in started] == ["-"]  # outside any request
-    assert any(line["logger"] == "example_app.ml.registry" for line in lines)  # the app's own lines
+    assert any(line["logger"] == "example_app.services.model_registry" for line in lines)  # the app's
 
 
 # --8<-- [end:json_test]

@@ -198,6 +198,6 @@ async def test_negative_limit_is_an_error_on_postgres(db_session: AsyncSession) 
 @pytest.mark.pattern("D01")
 def test_metadata_holds_only_sqlmodel_tables() -> None:
     tables = SQLModel.metadata.tables
-    assert set(tables) == {"users", "posts", "predictions"}
+    assert set(tables) == {"users", "posts", "predictions", "model_versions", "model_aliases"}
     mapped = {cls.__table__.name for cls in SQLModel.__subclasses__() if hasattr(cls, "__table__")}
     assert mapped == set(tables)

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, TypeAdapter, ValidationError
 
 from example_app.ml.artifact import LoadedModel
-from example_app.ml.registry import DIGITS
+from example_app.services.model_registry import DIGITS
 
 
 # --8<-- [start:contract]

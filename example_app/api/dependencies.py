@@ -19,11 +19,11 @@ from example_app.core.security import user_id_from_token
 from example_app.ml.artifact import LoadedModel
 from example_app.ml.embedding import TextEmbedder
 from example_app.ml.inference import Inference
-from example_app.ml.registry import DIGITS, ModelRegistry
 from example_app.models import User
 from example_app.resources import Resources
 from example_app.services.errors import NotFoundError, UnavailableError
 from example_app.services.job import JobService
+from example_app.services.model_registry import DIGITS, ModelRegistry
 from example_app.services.post import PostService
 from example_app.services.prediction import PredictionService
 from example_app.services.search import SearchService

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -107,6 +108,25 @@ async def read_aliases(
     )
     rows: Sequence[tuple[str, ModelVersion]] = (await db.exec(statement)).all()
     return {(v.name, alias): VersionRow(v.name, v.version, v.artifact_path, v.sha256) for alias, v in rows}
+
+
+# The same read on a plain asyncpg connection: the alias watcher's own (alias_watcher.py), which
+# is outside the engine's pool, so following the aliases takes no pooled connection.
+ALIASES_QUERY = """
+SELECT v.name, a.alias, v.version, v.artifact_path, v.sha256
+FROM model_aliases a JOIN model_versions v ON v.name = a.name AND v.version = a.version
+WHERE a.name = ANY($1::text[]) AND a.alias = ANY($2::text[])
+"""
+
+
+async def read_aliases_on(
+    connection: asyncpg.Connection, names: Iterable[str], aliases: Iterable[str], seconds: float
+) -> dict[tuple[str, str], VersionRow]:
+    rows = await connection.fetch(ALIASES_QUERY, list(names), list(aliases), timeout=seconds)
+    return {
+        (r["name"], r["alias"]): VersionRow(r["name"], r["version"], r["artifact_path"], r["sha256"])
+        for r in rows
+    }
 
 
 def _semver(version: str) -> tuple[int, ...]:

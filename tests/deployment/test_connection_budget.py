@@ -105,7 +105,7 @@ def test_serve_with_two_workers_runs_two_processes(database_url: str) -> None:
 @pytest.mark.system("python3 tasks.py serve as a process")
 @pytest.mark.pattern("DP01")
 def test_serve_over_budget_stops_with_one_line(database_url: str) -> None:
-    # 2 workers x (40 + 10) = 100 alone: more than any default server accepts
+    # 2 workers x (40 + 10 + 1 listener) = 102 alone: more than any default server accepts
     server = serve(database_url, free_port(), "--workers", "2", DB_POOL_SIZE="40")
     log = Log(server)
     try:
@@ -120,7 +120,7 @@ def test_serve_over_budget_stops_with_one_line(database_url: str) -> None:
     }
     assert len(refusals) == 1, text
     [line] = refusals
-    assert "2 worker(s) x (40 pool + 10 overflow) = 100" in line
+    assert "2 worker(s) x (40 pool + 10 overflow + 1 listener) = 102" in line
     assert "lower WEB_CONCURRENCY, DB_POOL_SIZE" in line
     assert "Traceback" not in text
 

@@ -29,7 +29,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.core.config import APP_DIR, Settings
 from example_app.core.security import create_access_token
-from example_app.ml.alias_watcher import AliasWatcher
 from example_app.ml.artifact import (
     DIGITS_MODEL_DIR,
     MANIFEST_NAME,
@@ -39,11 +38,12 @@ from example_app.ml.artifact import (
     Prediction,
 )
 from example_app.ml.inference import Inference
-from example_app.ml.registry import DIGITS, ModelRegistry, load_checked
-from example_app.ml.registry_commands import CommandError, move_alias, register_folder
 from example_app.resources import listener_connect
+from example_app.services.alias_watcher import AliasWatcher
 from example_app.services.errors import ConflictError
+from example_app.services.model_registry import DIGITS, ModelRegistry, load_checked
 from example_app.services.model_version import VersionRow, register_version, set_alias
+from example_app.services.registry_commands import CommandError, move_alias, register_folder
 from tests.ml.artifacts import copy_of_digits, tiny_blocks_model
 from tests.ml.conftest import Register
 from tests.support import ROOT, AppFactory, Caller, ClientFactory, bearer, http_client, path, sql
@@ -445,10 +445,7 @@ async def test_the_listener_reconnects_and_rereads_after_its_connection_dies(
         registry, listener_connect(app.state.resources.engine, settings), poll_seconds=3600
     )
     task = asyncio.create_task(watcher.run())
-    listeners = (
-        "SELECT pid FROM pg_stat_activity "
-        "WHERE application_name LIKE '% model listener' AND query LIKE 'LISTEN%'"
-    )
+    listeners = "SELECT pid FROM pg_stat_activity WHERE application_name LIKE '% model listener'"
     try:
         await until(lambda: watcher.listening and DIGITS in registry.models, 10)
         async with engine.begin() as conn:

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, Prediction
 from example_app.ml.inference import Inference
-from example_app.ml.registry import DIGITS
+from example_app.services.model_registry import DIGITS
 from tests.ml.artifacts import copy_of_digits
 from tests.ml.conftest import Register
 from tests.support import AppFactory, Caller, ClientFactory, path, sql
@@ -71,7 +71,7 @@ async def test_a_tampered_artifact_keeps_readiness_at_503(
     data = bytearray(onnx.read_bytes())
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
-    with caplog.at_level(logging.ERROR, logger="example_app.ml.registry"):
+    with caplog.at_level(logging.ERROR, logger="example_app.services.model_registry"):
         client = await make_client(await make_app(**SPOILT | {"MODEL_ROOTS": [model_dir.parent]}))
     client.headers.update(caller.headers)
     ready = await client.get(path("ready"))
@@ -121,7 +121,7 @@ async def test_readiness_is_503_without_the_database(client: AsyncClient, app: F
 @pytest.mark.pattern("ML01")
 async def test_readiness_is_503_before_any_model_is_loaded(client: AsyncClient, app: FastAPI) -> None:
     from example_app.api.dependencies import get_models
-    from example_app.ml.registry import ModelRegistry
+    from example_app.services.model_registry import ModelRegistry
 
     app.dependency_overrides[get_models] = lambda: ModelRegistry(app.state.resources.sessions, [])  # none yet
     response = await client.get(path("ready"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -37,6 +37,7 @@ DIGITS = "digits"  # the model the prediction routes serve; the registry says wh
 EXPLICIT_VERSIONS_KEPT = 4  # versions asked for by number, besides the aliased ones, kept loaded
 
 Sessions = Callable[[], AbstractAsyncContextManager[object]]  # an async_sessionmaker
+AliasReader = Callable[[list[str], list[str]], Awaitable[dict[tuple[str, str], VersionRow]]]
 
 
 # --8<-- [start:load_checked]
@@ -140,12 +141,16 @@ class ModelRegistry:
         return model
 
     # --8<-- [start:refresh]
-    async def refresh(self) -> None:
-        """Read the aliases; load, check and switch to every version that changed. Never raises:
-        a failure is logged and recorded, and whatever served before keeps serving."""
+    async def refresh(self, read: AliasReader | None = None) -> None:
+        """Read the aliases (with `read`, else in a session of the pool); load, check and switch
+        to every version that changed. Never raises: a failure is logged and recorded, and
+        whatever served before keeps serving."""
         try:
-            async with self.sessions() as db:
-                wanted = await read_aliases(db, self.names, [self.alias])  # type: ignore[arg-type]
+            if read is not None:
+                wanted = await read(self.names, [self.alias])
+            else:
+                async with self.sessions() as db:
+                    wanted = await read_aliases(db, self.names, [self.alias])  # type: ignore[arg-type]
         except Exception as exc:  # the database is down, or not migrated: try again next time
             for name in self.names:
                 if name not in self._serving:
