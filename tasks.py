@@ -417,7 +417,7 @@ def model_alias(c: Context, name: str, alias: str, version: str) -> None:
 
 
 def _registry_command(c: Context, task_name: str, command: str, *args: object) -> None:
-    """Run a command of example_app/ml/registry_commands.py on DATABASE_URL, else the local
+    """Run a command of example_app/services/registry_commands.py on DATABASE_URL, else the local
     server (migrated first, as `serve` does); its one line, or its error in one line."""
     import asyncio
 

@@ -59,6 +59,7 @@ def tiny_blocks_model(folder: Path, version: str) -> Manifest:
             "input_name": "blocks",
             "n_features": 16,
             "feature_range": (0.0, 64.0),
+            "profile": None,  # no drift baseline for this one
             "metrics": Metrics(
                 accuracy=float(model.score(x, y)), macro_f1=0.0, log_loss=0.0, n_train=len(x), n_test=0
             ),

@@ -24,6 +24,7 @@ from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, load_model
 from example_app.ml.drift import EPSILON, WATCH, psi
 from example_app.ml.profile import BIN_THRESHOLDS, ProfileError, bin_counts, load_profile
 from example_app.services.drift import MIN_ROWS
+from tests.ml.conftest import Register
 from tests.support import Caller, path, sql
 
 pytestmark = pytest.mark.pattern("LC05")
@@ -284,10 +285,14 @@ def test_a_tampered_profile_is_refused(artifact_copy: Path) -> None:
 
 
 async def test_a_report_on_a_tampered_profile_is_a_503(
-    artifact_copy: Path, make_app: Any, make_client: Any, caller: Caller
+    artifact_copy: Path, make_app: Any, make_client: Any, caller: Caller, register: Register
 ) -> None:
+    # The copy, registered as a version of its own behind an alias of its own, for an app to serve.
+    manifest = json.loads((artifact_copy / "manifest.json").read_text())
+    (artifact_copy / "manifest.json").write_text(json.dumps({**manifest, "version": "1.0.3"}))
+    await register(artifact_copy, "drift-test")
     (artifact_copy / "profile.json").write_bytes(b"{}")
-    app: FastAPI = await make_app(MODEL_DIR=artifact_copy)
+    app: FastAPI = await make_app(MODEL_ALIAS="drift-test", MODEL_ROOTS=[artifact_copy.parent])
     client: AsyncClient = await make_client(app)
     response = await client.get(path("drift_report", model_name="digits"), headers=caller.headers)
     assert response.status_code == 503
