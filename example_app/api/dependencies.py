@@ -21,6 +21,7 @@ from example_app.ml.embedding import TextEmbedder
 from example_app.ml.inference import Inference
 from example_app.models import User
 from example_app.resources import Resources
+from example_app.services.canary import in_canary
 from example_app.services.errors import NotFoundError, UnavailableError
 from example_app.services.job import JobService
 from example_app.services.model_registry import DIGITS, ModelRegistry
@@ -136,6 +137,8 @@ ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 
 async def get_digits_model(
     models: ModelsDep,
+    user: CurrentUser,
+    settings: SettingsDep,
     version: Annotated[
         str | None,
         Query(
@@ -146,7 +149,12 @@ async def get_digits_model(
     ] = None,
 ) -> LoadedModel:
     """The version a request gets, kept to its end: an alias switch never changes it mid-request.
+    A request naming no version from a caller in the canary's share gets the candidate.
     Not loaded (readiness says why): 503; an unregistered version: 404."""
+    if version is None and settings.MODEL_CANARY_PERCENT > 0 and (candidate := models.candidate(DIGITS)):
+        assert user.id is not None
+        if in_canary(user.id, candidate, settings.MODEL_CANARY_PERCENT):
+            return candidate
     return await models.resolve(DIGITS, version)
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # Each process re-reads the aliases this often, whatever it heard: a NOTIFY switches it within
     # milliseconds, this bounds the switch when a notification was missed (a reconnect, a pooler).
     MODEL_POLL_SECONDS: Annotated[float, Field(gt=0, le=3_600)] = 15.0
+    # Canary: this share of callers (percent, each always the same ones) is answered by the
+    # version behind the alias `candidate`, when there is one; 0 turns it off.
+    MODEL_CANARY_PERCENT: Annotated[float, Field(ge=0, le=100)] = 0.0
     # --8<-- [end:model_settings]
     # Predictions computing at once (threads in the pool); more wait, up to INFERENCE_TIMEOUT.
     INFERENCE_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2

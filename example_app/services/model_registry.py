@@ -34,6 +34,7 @@ from example_app.services.model_version import (
 log = logging.getLogger(__name__)
 
 DIGITS = "digits"  # the model the prediction routes serve; the registry says which version
+CANDIDATE = "candidate"  # the alias canary traffic goes to
 EXPLICIT_VERSIONS_KEPT = 4  # versions asked for by number, besides the aliased ones, kept loaded
 
 Sessions = Callable[[], AbstractAsyncContextManager[object]]  # an async_sessionmaker
@@ -82,6 +83,7 @@ class ModelRegistry:
         self.alias = alias  # what a request that names no version gets
         self.names = list(names)
         self._serving: dict[str, LoadedModel] = {}  # name -> the version behind the alias
+        self._candidates: dict[str, LoadedModel] = {}  # name -> the version behind `candidate`
         self._explicit: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # least recent first
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
         # A model with no version serving: the one line that says why (readiness: 503).
@@ -93,6 +95,10 @@ class ModelRegistry:
     def models(self) -> dict[str, LoadedModel]:
         """Name -> the version that answers requests naming no version."""
         return dict(self._serving)
+
+    def candidate(self, name: str) -> LoadedModel | None:
+        """The version behind `candidate`, loaded and checked; None when there is none."""
+        return self._candidates.get(name)
 
     @property
     def ready(self) -> bool:
@@ -147,10 +153,10 @@ class ModelRegistry:
         whatever served before keeps serving."""
         try:
             if read is not None:
-                wanted = await read(self.names, [self.alias])
+                wanted = await read(self.names, [self.alias, CANDIDATE])
             else:
                 async with self.sessions() as db:
-                    wanted = await read_aliases(db, self.names, [self.alias])  # type: ignore[arg-type]
+                    wanted = await read_aliases(db, self.names, [self.alias, CANDIDATE])  # type: ignore[arg-type]
         except Exception as exc:  # the database is down, or not migrated: try again next time
             for name in self.names:
                 if name not in self._serving:
@@ -158,41 +164,49 @@ class ModelRegistry:
             log.warning("model registry not read: %s", type(exc).__name__)
             return
         for name in self.names:
-            row = wanted.get((name, self.alias))
-            current = self._serving.get(name)
+            await self._follow(name, self.alias, wanted.get((name, self.alias)), self._serving, name)
+            # The candidate (canary traffic, canary.py) is followed the same way; a candidate that
+            # does not load is a warning, never a reason to be unready.
+            row = wanted.get((name, CANDIDATE))
             if row is None:
-                if current is None:
-                    self.errors[name] = f"no version of {name!r} has the alias {self.alias!r}"
-                continue
-            if current is not None and (current.version, current.sha256) == (row.version, row.sha256):
-                self.warnings.pop(name, None)  # back on the version that serves: nothing failed
-                continue
-            try:
-                model = await run_sync(load_checked, row, self.roots)  # off the event loop
-            except ModelLoadError as exc:  # logged once, not at every poll
-                if current is None:
-                    if self.errors.get(name) != str(exc):
-                        log.error("model %s not loaded: %s", name, exc)
-                    self.errors[name] = str(exc)
-                else:
-                    warning = f"{self.alias} -> {row.version} not loaded, {current.version} serves: {exc}"
-                    if self.warnings.get(name) != warning:
-                        log.error("model %s %s -> %s not switched: %s", name, self.alias, row.version, exc)
-                    self.warnings[name] = warning
-                continue
-            # One assignment on the event loop: the next request gets the new version, those
-            # in flight keep the object they resolved.
-            self._serving[name] = model
+                self._candidates.pop(name, None)
+                self.warnings.pop(f"{name} {CANDIDATE}", None)
+            else:
+                await self._follow(name, CANDIDATE, row, self._candidates, f"{name} {CANDIDATE}")
+
+    async def _follow(
+        self, name: str, alias: str, row: VersionRow | None, slot: dict[str, LoadedModel], key: str
+    ) -> None:
+        """Put `row`'s version behind `alias` in `slot[name]` once it is loaded and checked."""
+        current = slot.get(name)
+        if row is None:
+            if current is None:
+                self.errors[name] = f"no version of {name!r} has the alias {alias!r}"
+            return
+        if current is not None and (current.version, current.sha256) == (row.version, row.sha256):
+            self.warnings.pop(key, None)  # back on the version that serves: nothing failed
+            return
+        try:
+            model = await run_sync(load_checked, row, self.roots)  # off the event loop
+        except ModelLoadError as exc:  # logged once, not at every poll
+            if current is None and alias == self.alias:
+                if self.errors.get(name) != str(exc):
+                    log.error("model %s not loaded: %s", name, exc)
+                self.errors[name] = str(exc)
+            else:
+                serves = current.version if current is not None else "none"
+                warning = f"{alias} -> {row.version} not loaded, {serves} serves: {exc}"
+                if self.warnings.get(key) != warning:
+                    log.error("model %s %s -> %s not switched: %s", name, alias, row.version, exc)
+                self.warnings[key] = warning
+            return
+        # One assignment on the event loop: the next request gets the new version, those in
+        # flight keep the object they resolved.
+        slot[name] = model
+        if alias == self.alias:
             self.errors.pop(name, None)
-            self.warnings.pop(name, None)
-            before = f" (was {current.version})" if current else ""
-            log.info(
-                "model %s %s -> %s%s, sha256 %s...",
-                name,
-                self.alias,
-                model.version,
-                before,
-                model.sha256[:12],
-            )
+        self.warnings.pop(key, None)
+        before = f" (was {current.version})" if current else ""
+        log.info("model %s %s -> %s%s, sha256 %s...", name, alias, model.version, before, model.sha256[:12])
 
     # --8<-- [end:refresh]
