@@ -53,7 +53,10 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         redoc_url=None,  # FastAPI's loads its script from a CDN, and no package ships one
     )
     app.state.settings = settings
-    app.state.metrics = Metrics()  # a registry of this app's own: two apps count apart
+    # Counted only when a scraper can read them (METRICS_TOKEN): off, no middleware, no cost.
+    # A registry of each app's own: two apps in one process count apart.
+    app.state.metrics = Metrics() if settings.METRICS_TOKEN is not None else None
+    metrics: Metrics | None = app.state.metrics
     serve_swagger_ui(app)  # /docs from local files, not a CDN
     register_error_handlers(app)
     app.add_middleware(
@@ -65,11 +68,15 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     app.state.admission = AdmissionLimit(settings.PREDICTION_MAX_IN_PROGRESS)
     predictions_paths = [f"{API_V1_PREFIX}/predictions", f"{API_V1_PREFIX}/predictions/batch"]
     app.add_middleware(
-        Admission, paths=predictions_paths, counter=app.state.admission, shed=app.state.metrics.shed
+        Admission,
+        paths=predictions_paths,
+        counter=app.state.admission,
+        shed=metrics.shed if metrics else None,
     )
     app.add_middleware(RequestId)  # a shed request and a 413 have their id too
     app.add_middleware(SecurityHeaders)  # on every answer (a 500's: errors.py)
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times them all
+    if metrics is not None:
+        app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: times them all
     # Not in the OpenAPI document: a Prometheus text page for a scraper, not the JSON API.
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for module in (health, auth, users, posts, predictions, drift, jobs):

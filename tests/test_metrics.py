@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devtools.postgres_provider import free_port
+from example_app.api.metrics import RequestMetrics
 from example_app.ml.artifact import DIGITS_MODEL_DIR
 from example_app.schemas.job import FINAL_STATUSES
 from tests.support import ROOT, AppFactory, Caller, ClientFactory, bearer, http_client, path, queue_as
@@ -57,10 +58,12 @@ async def metered(make_app: AppFactory, make_client: ClientFactory) -> tuple[Fas
 
 # --8<-- [start:access_tests]
 @pytest.mark.pattern("OB03")
-async def test_metrics_are_not_there_unless_a_token_is_set(client: AsyncClient) -> None:
+async def test_metrics_are_not_there_unless_a_token_is_set(client: AsyncClient, app: FastAPI) -> None:
     response = await client.get("/metrics")  # the tests' settings, like the default: no token
     assert response.status_code == 404
     assert "http_requests" not in response.text
+    assert app.state.metrics is None  # nothing counts what nobody may read: no cost either
+    assert RequestMetrics not in [middleware.cls for middleware in app.user_middleware]
 
 
 @pytest.mark.pattern("OB03")

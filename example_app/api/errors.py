@@ -190,7 +190,8 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
         raise exc
     logger.warning("database unavailable: %s %s -> 503 (%s)", request.method, request.url.path, reason)
     shed = SHED_POOL_TIMEOUT if isinstance(exc, PoolTimeoutError) else SHED_DATABASE_DOWN
-    request.app.state.metrics.shed.labels(shed).inc()
+    if (metrics := request.app.state.metrics) is not None:
+        metrics.shed.labels(shed).inc()
     return JSONResponse(
         error_body("The database is unavailable; try again shortly"),
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

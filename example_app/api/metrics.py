@@ -187,7 +187,7 @@ async def metrics_endpoint(request: Request) -> Response:
     expected = token.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
         raise HTTPException(401, "A bearer token (METRICS_TOKEN) is required", {"WWW-Authenticate": "Bearer"})
-    metrics: Metrics = request.app.state.metrics
+    metrics: Metrics = request.app.state.metrics  # made with the token
     queue = await read_queue(request.app.state.resources, request.app.state.settings)
     return Response(metrics.exposition() + queue_exposition(queue), media_type=CONTENT_TYPE_LATEST)
 
