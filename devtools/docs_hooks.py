@@ -424,6 +424,9 @@ def _mark(lines: list[str], first: int, end: int, lang: str, codes: list[str]) -
         n = hits[0]
         # On a line with a comment the marker joins the comment; elsewhere it is a comment of its
         # own that Material replaces by the marker. Either way the copied text is the source line.
+        if n not in commented and n not in comment_lines("\n".join([*body[:n], body[n] + "# x"]), lang):
+            # Inside a string (SQL in a Python literal): the marker would be text, and copied.
+            raise PluginError(f"annotation ({number}) `{code}` is on a line inside a string; say it in prose")
         lines[first + n] += f"({number})" if n in commented else f"# ({number})!"
 
 
