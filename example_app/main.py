@@ -12,7 +12,7 @@ from example_app.api.contract import show_model_contract
 from example_app.api.errors import register_error_handlers
 from example_app.api.metrics import Metrics, RequestMetrics, metrics_endpoint, process_exited
 from example_app.api.request_id import RequestId
-from example_app.api.routes import auth, drift, health, jobs, posts, predictions, users
+from example_app.api.routes import auth, drift, health, jobs, posts, predictions, shadow, users
 from example_app.api.security_headers import SecurityHeaders
 from example_app.api.swagger_ui import serve_swagger_ui
 from example_app.core.config import API_V1_PREFIX, Settings, load_settings, signing_key
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: times them all
     # Not in the OpenAPI document: a Prometheus text page for a scraper, not the JSON API.
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    for module in (health, auth, users, posts, predictions, drift, jobs):
+    for module in (health, auth, users, posts, predictions, drift, shadow, jobs):
         app.include_router(module.router, prefix=API_V1_PREFIX)  # /api/v1 + /users + /{id}
     show_model_contract(app)  # OpenAPI shows the request contract of the model version served
     app.state.tracing = Tracing.from_settings(settings.OTEL_TRACES_EXPORTER, span_exporter)

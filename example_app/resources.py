@@ -40,6 +40,7 @@ from example_app.ml.inference import Inference
 from example_app.models.timestamps import utcnow
 from example_app.services.alias_watcher import AliasWatcher, Connect
 from example_app.services.model_registry import ModelRegistry
+from example_app.services.shadow import ShadowRunner
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Resources:
     models: ModelRegistry  # the registered versions behind their aliases, checksum verified
     model_watcher: AliasWatcher  # switches an alias in this process when it moves (LC02)
     inference: Inference  # INFERENCE_CONCURRENCY threads, INFERENCE_TIMEOUT each
+    shadow: ShadowRunner  # the candidate's shadow predictions, after the responses (LC03)
     embedder: TextEmbedder | None  # None: it failed to load, search answers 503
     schema: SchemaHead  # the revision this code needs: readiness compares the database's
     started_at: datetime
@@ -76,6 +78,13 @@ async def open_resources(
         models = ModelRegistry(sessions, settings.MODEL_ROOTS, settings.MODEL_ALIAS)
         model_watcher = AliasWatcher(models, listener_connect(engine, settings), settings.MODEL_POLL_SECONDS)
         await model_watcher.start()  # the aliased versions, loaded and checked before the first request
+        inference = Inference(
+            settings.INFERENCE_CONCURRENCY,
+            settings.INFERENCE_TIMEOUT,
+            latency=metrics.inference if metrics else None,  # seconds by model and version
+            batch_rows=metrics.batch_rows if metrics else None,
+            tracer=tracing.tracer if tracing else NoOpTracer(),
+        )
         resources = Resources(
             engine=engine,
             sessions=sessions,
@@ -85,13 +94,8 @@ async def open_resources(
             login_limiter=LoginLimiter.from_settings(settings),
             models=models,
             model_watcher=model_watcher,
-            inference=Inference(
-                settings.INFERENCE_CONCURRENCY,
-                settings.INFERENCE_TIMEOUT,
-                latency=metrics.inference if metrics else None,  # seconds by model and version
-                batch_rows=metrics.batch_rows if metrics else None,
-                tracer=tracing.tracer if tracing else NoOpTracer(),
-            ),
+            inference=inference,
+            shadow=ShadowRunner(sessions, inference, metrics.shadow if metrics else None),
             embedder=embedder_or_none(),  # search's text embeddings (wordllama, from its wheel)
             schema=SchemaHead.read(),  # once, here: the files do not change while it runs
             started_at=utcnow(),
@@ -103,12 +107,14 @@ async def open_resources(
         gc.collect()  # garbage first: what is frozen is never collected
         gc.freeze()
         watching = asyncio.create_task(resources.model_watcher.run(), name="model-alias-watcher")
+        shadowing = asyncio.create_task(resources.shadow.run(), name="shadow-predictions")
         try:
             yield resources
         finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+            for task in (shadowing, watching):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             gc.unfreeze()
     finally:
         await engine.dispose()  # close pooled connections on shutdown

@@ -28,6 +28,7 @@ from example_app.services.model_registry import DIGITS, ModelRegistry
 from example_app.services.post import PostService
 from example_app.services.prediction import PredictionService
 from example_app.services.search import SearchService
+from example_app.services.shadow import Shadow
 from example_app.services.user import UserService
 
 
@@ -135,10 +136,7 @@ async def get_inference(resources: ResourcesDep) -> Inference:
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 
 
-async def get_digits_model(
-    models: ModelsDep,
-    user: CurrentUser,
-    settings: SettingsDep,
+async def get_requested_version(
     version: Annotated[
         str | None,
         Query(
@@ -147,6 +145,15 @@ async def get_digits_model(
             examples=["1.0.0"],
         ),
     ] = None,
+) -> str | None:
+    return version
+
+
+RequestedVersion = Annotated[str | None, Depends(get_requested_version)]
+
+
+async def get_digits_model(
+    models: ModelsDep, user: CurrentUser, settings: SettingsDep, version: RequestedVersion
 ) -> LoadedModel:
     """The version a request gets, kept to its end: an alias switch never changes it mid-request.
     A request naming no version from a caller in the canary's share gets the candidate.
@@ -167,6 +174,28 @@ async def get_prediction_service(
 DigitsModelDep = Annotated[LoadedModel, Depends(get_digits_model)]
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 # --8<-- [end:model_providers]
+
+
+# --8<-- [start:shadow_provider]
+async def get_shadow(
+    resources: ResourcesDep, settings: SettingsDep, model: DigitsModelDep, version: RequestedVersion
+) -> Shadow | None:
+    """Whether the candidate shadows this request: production traffic only (no version named,
+    not a canary caller), MODEL_SHADOW_PERCENT of it, when a candidate of another version is loaded."""
+    candidate = resources.models.candidate(DIGITS)
+    if (
+        candidate is None
+        or version is not None
+        or model is not resources.models.models.get(DIGITS)  # a canary caller's request
+        or candidate.version == model.version
+        or not resources.shadow.sampled(settings.MODEL_SHADOW_PERCENT)
+    ):
+        return None
+    return Shadow(resources.shadow, candidate, request_id.current.get())
+
+
+ShadowDep = Annotated[Shadow | None, Depends(get_shadow)]
+# --8<-- [end:shadow_provider]
 
 
 # --8<-- [start:search_providers]

@@ -81,6 +81,10 @@ class Metrics:
             "inference_batch_rows", "Rows in one prediction call", ["model", "version"],
             registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
         )  # fmt: skip
+        self.shadow = Counter(
+            "shadow_predictions", "Rows the candidate shadowed, by outcome (logged, or why not)", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
         self.pool_in_use = Gauge(
             "db_pool_connections_in_use", "Connections checked out of the pool", registry=self.registry,
             multiprocess_mode="livesum",

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Canary: this share of callers (percent, each always the same ones) is answered by the
     # version behind the alias `candidate`, when there is one; 0 turns it off.
     MODEL_CANARY_PERCENT: Annotated[float, Field(ge=0, le=100)] = 0.0
+    # Shadow: this share of production predictions (percent of requests) is predicted again by
+    # the `candidate` version after the answer is sent, logged and never returned; 0 turns it off.
+    MODEL_SHADOW_PERCENT: Annotated[float, Field(ge=0, le=100)] = 0.0
     # --8<-- [end:model_settings]
     # Predictions computing at once (threads in the pool); more wait, up to INFERENCE_TIMEOUT.
     INFERENCE_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = 2

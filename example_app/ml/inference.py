@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import anyio
 import numpy as np
 import numpy.typing as npt
+from anyio import WouldBlock
 from anyio.to_thread import run_sync
 from opentelemetry.trace import NoOpTracer, Tracer
 from prometheus_client import Histogram
@@ -26,6 +27,7 @@ class InferenceTimeoutError(Exception):
     """No worker was free, or the prediction ran too long, within the timeout."""
 
 
+# --8<-- [start:inference]
 @dataclass
 class Inference:
     concurrency: int
@@ -37,6 +39,7 @@ class Inference:
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.concurrency)
+        self._background_threads = anyio.CapacityLimiter(1)
 
     async def predict(self, model: LoadedModel, rows: npt.NDArray[np.float32]) -> tuple[Prediction, float]:
         """The model's answer for `rows` and the milliseconds it took (waiting included)."""
@@ -60,3 +63,30 @@ class Inference:
         if self.batch_rows is not None:
             self.batch_rows.labels(model.name, model.version).observe(len(rows))
         return prediction, seconds * 1000
+
+    # --8<-- [end:inference]
+
+    # --8<-- [start:predict_if_free]
+    async def predict_if_free(
+        self, model: LoadedModel, rows: npt.NDArray[np.float32]
+    ) -> tuple[Prediction, float] | None:
+        """Work that must never delay a request (shadow predictions): `model`'s answer if a slot
+        of the limiter is free now and no request waits for one, else None at once. The slot is
+        held until the computation ends, so at most `concurrency` compute at once, as always."""
+        borrower = object()
+        try:
+            self.limiter.acquire_on_behalf_of_nowait(borrower)  # refused while requests wait
+        except WouldBlock:
+            return None
+        try:
+            started = time.perf_counter()
+            # A thread of its own limiter: the slot above is already counted in the shared one.
+            prediction = await run_sync(model.predict_proba, rows, limiter=self._background_threads)
+            seconds = time.perf_counter() - started
+        finally:
+            self.limiter.release_on_behalf_of(borrower)
+        if self.latency is not None:
+            self.latency.labels(model.name, model.version).observe(seconds)
+        return prediction, seconds * 1000
+
+    # --8<-- [end:predict_if_free]

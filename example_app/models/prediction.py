@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
@@ -24,6 +24,9 @@ class PredictionLog(SQLModel, table=True):
             postgresql_using="gin",
             postgresql_ops={"output": "jsonb_path_ops"},
         ),
+        # The shadow report joins each shadow row to its production row, newest first; partial:
+        # the rows that shadow nothing (most of the log) are not in it.
+        Index("ix_predictions_shadow_of", "shadow_of", postgresql_where=text("shadow_of IS NOT NULL")),
     )
 
     # bigint: a log table outgrows int4's 2.1 billion rows long before a users table would.
@@ -38,4 +41,10 @@ class PredictionLog(SQLModel, table=True):
     # The request's X-Request-ID: joins the row to that request's log lines and error reports.
     # No index: it is looked up by an operator now and then, and every insert would pay for one.
     request_id: str | None = Field(default=None, max_length=64)
+    # A shadow row (the candidate's answer to the same input, never returned): the production
+    # row it shadows. NULL for a row that answered a caller.
+    shadow_of: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("predictions.id", ondelete="CASCADE"), nullable=True),
+    )
     created_at: datetime = created_at_field()

@@ -61,6 +61,8 @@ CONVENTION_NAMES = {
     "pk_model_versions",
     "pk_model_aliases",
     "fk_model_aliases_name_model_versions",
+    "fk_predictions_shadow_of_predictions",
+    "ix_predictions_shadow_of",
 }
 
 

@@ -24,7 +24,7 @@ INITIAL, USERS, POSTS, POSTS_SLUG, POSTS_CREATED_AT_INDEX, PREDICTIONS, USERS_IS
     revisions()
 )
 POSTS_EMBEDDING, PROCRASTINATE_SCHEMA, PREDICTIONS_REQUEST_ID = "928435d03ec6", "d258726f3557", "5b0f3c1d9e2a"
-MODEL_REGISTRY = "8da4f0e032ec"
+MODEL_REGISTRY, PREDICTIONS_SHADOW_OF = "8da4f0e032ec", "3c5e7a9b1d20"
 
 # What each revision adds to the schema (none of them removes anything on the way up).
 DECLARED: dict[str, set[str]] = {
@@ -106,6 +106,13 @@ DECLARED: dict[str, set[str]] = {
         "constraint model_aliases fk_model_aliases_name_model_versions "
         "FOREIGN KEY (name, version) REFERENCES model_versions(name, version)",
         "index CREATE UNIQUE INDEX pk_model_aliases ON public.model_aliases USING btree (name, alias)",
+    },
+    PREDICTIONS_SHADOW_OF: {
+        "column predictions.shadow_of bigint NULL",
+        "constraint predictions fk_predictions_shadow_of_predictions "
+        "FOREIGN KEY (shadow_of) REFERENCES predictions(id) ON DELETE CASCADE",
+        "index CREATE INDEX ix_predictions_shadow_of ON public.predictions USING btree (shadow_of) "
+        "WHERE (shadow_of IS NOT NULL)",
     },
 }
 

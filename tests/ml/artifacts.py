@@ -69,3 +69,35 @@ def tiny_blocks_model(folder: Path, version: str) -> Manifest:
     (folder / "model.onnx").write_bytes(data_bytes)
     (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2))
     return load_model(folder).manifest
+
+
+def coarse_digits_model(folder: Path, version: str) -> Manifest:
+    """The digits model's contract (64 pixels, 0..16), learnt from 100 digits only: a candidate
+    that agrees with the committed model on most rows and not on all."""
+    data = load_digits()
+    x, y = np.asarray(data.data[:100], np.float32), np.asarray(data.target[:100], np.int64)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=1_000)).fit(x, y)
+    committed = Manifest.model_validate_json((DIGITS_MODEL_DIR / MANIFEST_NAME).read_bytes())
+    onnx = to_onnx(
+        model,
+        initial_types=[(committed.input_name, FloatTensorType([None, 64]))],
+        options={"zipmap": False},
+        target_opset=TARGET_OPSET,
+    )
+    data_bytes = onnx.SerializeToString()
+    manifest = committed.model_copy(
+        update={
+            "version": version,
+            "sha256": sha256_of(data_bytes),
+            "size_bytes": len(data_bytes),
+            "trained_at": datetime.now(UTC).replace(microsecond=0),
+            "profile": None,
+            "metrics": Metrics(
+                accuracy=float(model.score(x, y)), macro_f1=0.0, log_loss=0.0, n_train=len(x), n_test=0
+            ),
+        }
+    )
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(data_bytes)
+    (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2))
+    return load_model(folder).manifest

@@ -2,11 +2,17 @@
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.responses import StreamingResponse
 
 from example_app.api.contract import check_rows
-from example_app.api.dependencies import DigitsModelDep, ModelsDep, PredictionServiceDep, require_active_user
+from example_app.api.dependencies import (
+    DigitsModelDep,
+    ModelsDep,
+    PredictionServiceDep,
+    ShadowDep,
+    require_active_user,
+)
 from example_app.api.errors import responses
 from example_app.api.params import After, Limit
 from example_app.schemas.prediction import (
@@ -31,20 +37,32 @@ ERRORS = responses(400, 401, 403, 404, 413, 422, 503)  # 404: an unregistered ve
 
 @router.post("/predictions", response_model=PredictionResponse, responses=ERRORS)
 async def predict(
-    body: PredictionInput, model: DigitsModelDep, service: PredictionServiceDep
+    body: PredictionInput,
+    model: DigitsModelDep,
+    service: PredictionServiceDep,
+    shadow: ShadowDep,
+    background: BackgroundTasks,
 ) -> PredictionResponse:
     check_rows(model, [body.pixels], lambda _: ("body", "pixels"))  # this version's contract
     ref, latency_ms, (result,) = await service.predict(model, [body.pixels])
+    if shadow is not None:  # queued once the answer is sent (services/shadow.py)
+        background.add_task(shadow.after, [body.pixels], [result.id])
     return PredictionResponse(**result.model_dump(), model=ref, latency_ms=latency_ms)
 
 
 @router.post("/predictions/batch", response_model=BatchResponse, responses=ERRORS)
 async def predict_batch(
-    body: BatchInput, model: DigitsModelDep, service: PredictionServiceDep
+    body: BatchInput,
+    model: DigitsModelDep,
+    service: PredictionServiceDep,
+    shadow: ShadowDep,
+    background: BackgroundTasks,
 ) -> BatchResponse:
     rows = [row.pixels for row in body.rows]
     check_rows(model, rows, lambda i: ("body", "rows", i, "pixels"))
     ref, latency_ms, results = await service.predict(model, rows)
+    if shadow is not None:
+        background.add_task(shadow.after, rows, [result.id for result in results])
     return BatchResponse(model=ref, latency_ms=latency_ms, predictions=results)
 
 
