@@ -27,11 +27,12 @@ from tests.ml.artifacts import coarse_digits_model
 from tests.ml.conftest import Register
 from tests.support import PASSWORD, bearer, path, served_in_thread
 
-BLOCK, BLOCKS = 50, 8  # 200 requests each way, in blocks of 50, alternating
-# The shadow's work (one inference, one INSERT) runs after the answer, beside the next request:
-# on a loaded 2-core machine that shows as a few percent at most, where doing it on the path
-# costs the caller the candidate's inference and a second write every time.
-MEDIAN_RATIO_BOUND = 1.2
+BLOCK, BLOCKS = 50, 16  # 400 requests each way, in blocks of 50, alternating
+# Off the path, the shadows' work (an inference each, one INSERT per collection) runs beside the
+# next requests on the same cores, and the event loop, and shows as a small rise in the median.
+# On the path, every caller waits for the candidate's inference and a second write: the same
+# test with the route awaiting its shadow fails this bound (a median ratio well past it).
+MEDIAN_RATIO_BOUND = 1.25
 DIGITS = [[float(v) for v in row] for row in load_digits().data[:BLOCK]]
 
 
@@ -68,7 +69,7 @@ def timed_blocks(base: str, app: FastAPI, settings: Settings) -> dict[float, lis
 
 
 # --8<-- [start:served_latency]
-@pytest.mark.system("uvicorn serving the app; 400 timed predictions")
+@pytest.mark.system("uvicorn serving the app; 800 timed predictions")
 @pytest.mark.pattern("LC03")
 async def test_shadow_traffic_leaves_the_callers_latency_unchanged(
     tmp_path: Path, settings: Settings, register: Register, committed: AsyncEngine
