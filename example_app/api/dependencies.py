@@ -186,8 +186,7 @@ async def get_shadow(
     if (
         candidate is None
         or version is not None
-        or model is not resources.models.models.get(DIGITS)  # a canary caller's request
-        or candidate.version == model.version
+        or candidate.version == model.version  # a canary caller's (or the candidate is production)
         or not resources.shadow.sampled(settings.MODEL_SHADOW_PERCENT)
     ):
         return None

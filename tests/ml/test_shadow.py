@@ -154,6 +154,23 @@ async def test_the_shadowed_share_is_the_setting_within_statistical_bounds(
 
 
 @pytest.mark.pattern("LC03")
+async def test_canary_callers_are_not_shadowed(
+    tmp_path: Path, register: Register, make_app: AppFactory, committed: AsyncEngine
+) -> None:
+    coarse_digits_model(tmp_path / "digits-2.0.0", "2.0.0")
+    await register(tmp_path / "digits-2.0.0", CANDIDATE)
+    # Every caller is a canary caller: the candidate answers, there is nothing to shadow.
+    app = await make_app(MODEL_SHADOW_PERCENT=100, MODEL_CANARY_PERCENT=100, MODEL_ROOTS=[*ROOTS, tmp_path])
+    async with signed_in(app) as client:
+        for pixels in DIGITS[:10]:
+            response = await client.post(path("predict"), json={"pixels": pixels})
+            assert response.json()["model"]["version"] == "2.0.0"
+        await app.state.resources.shadow.join()
+    assert await rows(committed, "SELECT id FROM predictions WHERE shadow_of IS NOT NULL") == []
+    assert app.state.resources.shadow.counts == {}
+
+
+@pytest.mark.pattern("LC03")
 async def test_no_candidate_alias_no_shadow(make_app: AppFactory, committed: AsyncEngine) -> None:
     app = await make_app(MODEL_SHADOW_PERCENT=100)
     assert app.state.resources.models.candidate("digits") is None
