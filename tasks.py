@@ -486,10 +486,12 @@ BENCHMARKS = {
     "vector-search": "bench.vector_search",
     "jobs": "bench.jobs",
     "hot-path": "bench.hot_path",
-    "scale-out": "bench.scale_out",  # 1 and 2 workers, direct and through PgBouncer (issue 14)
+    "hot-path-profile": "bench.profile",  # PF02: CPU per request by layer, the app beside the Core floor
+    "scale-out": "bench.scale_out",  # 1 and 2 workers, direct and through PgBouncer
     "soak": "bench.soak",  # HD06: 60 s, 64 connections, mixed reads and writes; what is left after
     "log-reading": "bench.log_reading",  # ML05, ML08: keyset vs OFFSET; export streamed vs built whole
     "drift": "bench.drift",  # LC05: drift reports on shifted and unshifted inputs (no load, no wrk)
+    "model-artifact": "bench.model_artifact",  # ONNX against joblib: load time, latency by batch size
 }
 
 
@@ -498,7 +500,7 @@ BENCHMARKS = {
         "name": f"which benchmark ({', '.join(BENCHMARKS)})",
         "seconds": "load per scenario (default: the benchmark's own)",
         "connections": "wrk connections (default: the benchmark's own)",
-        "record": "also write the table to bench/results/ (the figures the guide shows)",
+        "record": "also write the table and its JSON to bench/results/ (the figures the guide shows)",
     }
 )
 def bench(

@@ -1,156 +1,99 @@
 """Background jobs, measured (ML07): "embed post N" jobs per second with 1 and 2 workers.
 
-Each run queues `jobs` embedding jobs (one per post, posts written beforehand without their
-embeddings) in one transaction while the workers (`python -m example_app.jobs.worker`, the
-app's own, one job at a time each) are up and idle, and times until the last job succeeded.
-Every job loads its post, embeds the text in a thread and writes the vector: the app's real
-task, on a scratch database (BENCH_DATABASE_URL, else a throwaway server), migrated by Alembic.
+Each setup queues `jobs` embedding jobs (one per post, written beforehand without embeddings) in
+one transaction while the workers (the app's own, `python -m example_app.jobs.worker`) are up and
+idle, and times until the last job succeeded: load the post, embed its text, write the vector.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
 
-import psycopg
-
-from bench.vector_search import conninfo, corpus, migrate
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-RECORD = RESULTS / "jobs.txt"
+from bench import harness as h
+from bench.vector_search import corpus
 
 JOBS = 1_000
 SETUPS = ((1, 1), (2, 1), (1, 2))  # (workers, jobs at once per worker)
 
 
-@dataclass(frozen=True)
-class Run:
-    workers: int
-    concurrency: int
-    jobs: int
-    seconds: float
-
-    @property
-    def per_second(self) -> float:
-        return self.jobs / self.seconds
-
-
-@contextmanager
-def _worker(database_url: str, name: str, concurrency: int) -> Iterator[None]:
-    env = {**os.environ, "DATABASE_URL": database_url, "JOB_POLL_SECONDS": "0.2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "example_app.jobs.worker", "--name", name, "--concurrency", str(concurrency)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait(conn: psycopg.Connection[tuple[object, ...]], sql: str, until: int, timeout: float) -> None:
+def wait_for(db: h.Database, query: str, value: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        row = conn.execute(sql).fetchone()
-        if row is not None and row[0] == until:
-            return
+    while db.value(query) != value:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {sql!r} to reach {until}")
+            raise SystemExit(f"bench: timed out waiting for {query!r} to reach {value}")
         time.sleep(0.02)
 
 
-def measure(database_url: str, workers: int, concurrency: int, jobs: int) -> Run:
+def measure(db: h.Database, workers: int, concurrency: int, jobs: int) -> float:
+    """Seconds from queueing `jobs` jobs to the last one's success."""
     from procrastinate import SyncPsycopgConnector
 
     from example_app.jobs.queue import queue
     from example_app.jobs.tasks import embed_post
 
-    info = conninfo(database_url)
-    with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE users, posts, procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE"
-        )
-        author = conn.execute(
-            "INSERT INTO users (email, hashed_password, name) "
-            "VALUES ('jobs@example.com', 'x', 'J') RETURNING id"
-        ).fetchone()
-        assert author is not None
-        with conn.cursor().copy("COPY posts (title, slug, body, author_id) FROM STDIN") as copy:
-            for text in corpus(jobs, seed=3):
-                copy.write_row((text, "s", text, author[0]))
-        with ExitStack() as stack:
-            for i in range(workers):
-                stack.enter_context(_worker(database_url, f"bench-{i}", concurrency))
-            _wait(conn, "SELECT count(*) FROM procrastinate_workers", workers, timeout=60)
-            app = queue.with_connector(SyncPsycopgConnector(conninfo=info))
-            with app.open():
-                started = time.perf_counter()
-                deferrers = [embed_post.configure(lock=f"post:{i}") for i in range(1, jobs + 1)]
-                app.job_manager.batch_defer_jobs(
-                    [d.job.evolve(task_kwargs={"post_id": i}) for i, d in enumerate(deferrers, start=1)]
-                )
-                _wait(
-                    conn,
-                    "SELECT count(*) FROM procrastinate_jobs "
-                    "WHERE task_name = 'embed_post' AND status = 'succeeded'",
-                    jobs,
-                    timeout=600,
-                )
-                seconds = time.perf_counter() - started
-        embedded = conn.execute("SELECT count(*) FROM posts WHERE embedding IS NOT NULL").fetchone()
-        if embedded is None or embedded[0] != jobs:
-            raise RuntimeError(f"{jobs} jobs succeeded but {embedded} posts have an embedding")
-    return Run(workers, concurrency, jobs, seconds)
+    db.sql("TRUNCATE users, posts, procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE")
+    h.seed_posts(db, 1, 0)
+    insert = (
+        "INSERT INTO posts (title, slug, body, author_id) SELECT t, 's', t, 1 FROM unnest(%(t)s::text[]) t"
+    )
+    db.sql(insert, params={"t": corpus(jobs, seed=3)})
+    command = [sys.executable, "-m", "example_app.jobs.worker", "--concurrency", str(concurrency)]
+    env, quiet = {**os.environ, **db.env(JOB_POLL_SECONDS="0.2")}, subprocess.DEVNULL
+    with ExitStack() as stack:
+        for i in range(workers):
+            worker = subprocess.Popen(
+                [*command, "--name", f"bench-{i}"], cwd=h.ROOT, env=env, stdout=quiet, stderr=quiet
+            )
+            stack.callback(worker.wait, 60)
+            stack.callback(worker.terminate)  # SIGTERM: it finishes its running jobs, then exits
+        wait_for(db, "SELECT count(*) FROM procrastinate_workers", workers, timeout=60)
+        app = queue.with_connector(SyncPsycopgConnector(conninfo=db.conninfo))
+        with app.open():
+            started = time.perf_counter()
+            deferred = [
+                embed_post.configure(lock=f"post:{i}").job.evolve(task_kwargs={"post_id": i})
+                for i in range(1, jobs + 1)
+            ]
+            app.job_manager.batch_defer_jobs(deferred)
+            done = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+            wait_for(db, done, jobs, timeout=600)
+            seconds = time.perf_counter() - started
+    if (embedded := db.value("SELECT count(*) FROM posts WHERE embedding IS NOT NULL")) != jobs:
+        raise SystemExit(f"bench: {jobs} jobs succeeded but {embedded} posts have an embedding")
+    return seconds
 
 
-def run(jobs: int = JOBS, setups: Sequence[tuple[int, int]] = SETUPS) -> tuple[list[Run], str]:
-    from devtools.postgres_provider import provide
-
-    with provide("BENCH_DATABASE_URL", dbname="bench") as server:
-        os.environ.setdefault("DATABASE_URL", server.url)  # the app's modules read their settings
-        migrate(server.url)
-        runs = [measure(server.url, workers, concurrency, jobs) for workers, concurrency in setups]
-        with psycopg.connect(conninfo(server.url), autocommit=True) as conn:
-            version = conn.execute("SELECT current_setting('server_version')").fetchone()
-            conn.execute("TRUNCATE users, posts, procrastinate_jobs, procrastinate_workers CASCADE")
-    return runs, f"PostgreSQL {version[0] if version else '?'}"
+def run(jobs: int = JOBS, setups: Sequence[tuple[int, int]] = SETUPS) -> dict[str, Any]:
+    with h.database() as db:
+        runs = [
+            {"workers": w, "concurrency": c, "jobs": jobs, "seconds": measure(db, w, c, jobs)}
+            for w, c in setups
+        ]
+    return {"postgres": db.postgres, "runs": [{**r, "per_second": r["jobs"] / r["seconds"]} for r in runs]}
 
 
-def report(runs: list[Run], server: str) -> str:
-    base = runs[0].per_second
+def report(data: dict[str, Any]) -> str:
+    runs = data["runs"]
     lines = [
-        f"Background jobs: embed_post (read the post, embed it, write the vector); {server}",
+        "Background jobs: embed_post (read the post, embed it, write the vector)",
         f"{'workers':>7} {'jobs at once each':>18} {'jobs':>6} {'seconds':>8} {'jobs/s':>8} {'vs 1':>6}",
     ]
     for r in runs:
         lines.append(
-            f"{r.workers:>7} {r.concurrency:>18} {r.jobs:>6} {r.seconds:8.2f} {r.per_second:8.1f} "
-            f"{r.per_second / base:5.2f}x"
+            f"{r['workers']:>7} {r['concurrency']:>18} {r['jobs']:>6} {r['seconds']:8.2f} "
+            f"{r['per_second']:8.1f} {h.ratio(r['per_second'], runs[0]['per_second']):>6}"
         )
     return "\n".join(lines)
 
 
 def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
     """`python3 tasks.py bench --name jobs` (seconds and connections do not apply)."""
-    runs, server = run()
-    table = report(runs, server)
-    print(table)
-    if record:
-        RESULTS.mkdir(exist_ok=True)
-        RECORD.write_text(table + "\n")
+    started = h.Record("jobs")
+    data = run()
+    started.write(report(data), data, postgres=data["postgres"], record=record)

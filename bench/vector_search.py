@@ -1,14 +1,12 @@
 """Semantic search, measured (ML06): HNSW against an exact scan, at 10k and 100k vectors.
 
 A generated corpus of distinct short sentences (the same for the same seed) is embedded by the
-app's model and loaded into `posts` with COPY; the HNSW index is then built from the model's own
-definition (a bulk build, as after a restore). Each query runs the app's search statement
-(`nearest_posts`) three ways: through the index with pgvector's default candidate list
-(hnsw.ef_search = 40), through the index with the app's setting (SEARCH_EF_SEARCH), and as an
-exact scan (index scans off: every row compared). Latency is the statement's, on one
-connection; recall@10 is the share of the exact 10 nearest that a way returned.
-
-The tests run the same loading and comparison on 3,000 rows (tests/ml/test_search.py).
+app's model and loaded into `posts`; the HNSW index is then built from the model's own definition
+(a bulk build, as after a restore). Each query runs the app's search statement (`nearest_posts`)
+three ways: through the index with pgvector's default candidate list (hnsw.ef_search = 40),
+with the app's setting (SEARCH_EF_SEARCH), and as an exact scan (index scans off: every row
+compared). Latency is the statement's, on one connection; recall@10 is the share of the exact 10
+nearest that a way returned. tests/ml/test_search.py runs the same on 3,000 rows.
 """
 
 from __future__ import annotations
@@ -18,22 +16,14 @@ import random
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.schema import CreateIndex
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-RECORD = RESULTS / "vector_search.txt"
+from bench import harness as h
 
-SIZES = (10_000, 100_000)
-QUERIES = 50
-K = 10
+SIZES, QUERIES, K = (10_000, 100_000), 50, 10
+COPY = "COPY posts (title, slug, body, author_id, embedding) FROM STDIN"
 
 # --8<-- [start:corpus]
 SUBJECTS = [
@@ -67,50 +57,27 @@ def corpus(size: int, seed: int) -> list[str]:
 # --8<-- [end:corpus]
 
 
-def _vector_text(vector: Sequence[float]) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-
-
-def load(conninfo: str, texts: list[str]) -> float:
+def load(db: h.Database, texts: list[str]) -> float:
     """Replace the posts with `texts` and their embeddings; build the HNSW index. Its build time."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex
+
     from example_app.ml.embedding import shared_embedder
     from example_app.models import Post
 
     (index,) = [i for i in Post.__table__.indexes if i.name == "ix_posts_embedding"]  # type: ignore[attr-defined]
     create_index = str(CreateIndex(index).compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
-    vectors = shared_embedder().embed(texts)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("TRUNCATE users, posts RESTART IDENTITY CASCADE")
-        conn.execute("DROP INDEX IF EXISTS ix_posts_embedding")
-        row = conn.execute(
-            "INSERT INTO users (email, hashed_password, name) "
-            "VALUES ('corpus@example.com', 'x', 'C') RETURNING id"
-        ).fetchone()
-        assert row is not None
-        with conn.cursor().copy("COPY posts (title, slug, body, author_id, embedding) FROM STDIN") as copy:
-            for text, vector in zip(texts, vectors, strict=True):
-                copy.write_row((text[:255], "s", text, row[0], _vector_text(vector)))
-        conn.execute("SET maintenance_work_mem = '1GB'")  # the graph fits: a much faster build
-        started = time.perf_counter()
-        conn.execute(create_index)
-        built = time.perf_counter() - started
-        conn.execute("VACUUM ANALYZE posts")
+    vectors = ["[" + ",".join(f"{x:.7g}" for x in v) + "]" for v in shared_embedder().embed(texts)]
+    db.sql("TRUNCATE users, posts RESTART IDENTITY CASCADE", "DROP INDEX IF EXISTS ix_posts_embedding")
+    h.seed_posts(db, 1, 0)
+    with psycopg.connect(db.conninfo) as conn, conn.cursor().copy(COPY) as copy:
+        for text, vector in zip(texts, vectors, strict=True):
+            copy.write_row((text[:255], "s", text, 1, vector))
+    started = time.perf_counter()
+    db.sql("SET maintenance_work_mem = '1GB'; " + create_index)  # the graph fits: a much faster build
+    built = time.perf_counter() - started
+    db.sql("VACUUM ANALYZE posts")
     return built
-
-
-@dataclass(frozen=True)
-class Way:
-    name: str
-    p50_ms: float
-    p95_ms: float
-    recall: float  # recall@10 against the exact scan
-
-
-@dataclass(frozen=True)
-class SizeResult:
-    rows: int
-    build_s: float
-    ways: list[Way]
 
 
 WAYS = {
@@ -120,9 +87,7 @@ WAYS = {
 }
 
 
-async def _time_queries(
-    url: str, setup: str, vectors: np.ndarray[Any, Any]
-) -> tuple[list[float], list[list[float]]]:
+async def time_queries(url: str, setup: str, vectors: Any) -> tuple[list[float], list[list[float]]]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -145,81 +110,66 @@ async def _time_queries(
     return latencies, distances
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
-
-
-def measure(url: str, conninfo: str, rows: int, queries: int) -> SizeResult:
+def measure(db: h.Database, rows: int, queries: int) -> dict[str, Any]:
     from example_app.core.config import Settings
     from example_app.ml.embedding import shared_embedder
 
     ef = Settings.model_fields["SEARCH_EF_SEARCH"].default
-    build_s = load(conninfo, corpus(rows, seed=1))
+    build_s = load(db, corpus(rows, seed=1))
     vectors = shared_embedder().embed(corpus(queries, seed=2))
     timed = {
-        name.format(ef=ef): asyncio.run(_time_queries(url, setup.format(ef=ef), vectors))
+        name.format(ef=ef): asyncio.run(time_queries(db.url, setup.format(ef=ef), vectors))
         for name, setup in WAYS.items()
     }
     exact = timed["exact scan"][1]
     ways = []
     for name, (latencies, distances) in timed.items():
         # a hit counts when it is as near as the exact 10th (ties are as good as each other)
-        recall = statistics.mean(
-            sum(d <= e[-1] + 1e-6 for d in found) / K for found, e in zip(distances, exact, strict=True)
-        )
-        ways.append(Way(name, _percentile(latencies, 50), _percentile(latencies, 95), recall))
-    return SizeResult(rows, build_s, ways)
+        hits = [sum(d <= e[-1] + 1e-6 for d in found) / K for found, e in zip(distances, exact, strict=True)]
+        p50, p95 = h.percentile(latencies, 50), h.percentile(latencies, 95)
+        ways.append({"name": name, "p50_ms": p50, "p95_ms": p95, "recall": statistics.mean(hits)})
+    return {"rows": rows, "build_s": build_s, "ways": ways}
 
 
-def conninfo(database_url: str) -> str:
-    from sqlalchemy.engine import make_url
+def embed_ms(texts: list[str]) -> float:
+    """What the search route adds before the statement: the query's embedding (median, ms)."""
+    from example_app.ml.embedding import shared_embedder
 
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def migrate(database_url: str) -> None:
-    from alembic.config import Config
-
-    from alembic import command
-
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.attributes.update(database_url=database_url, configure_logger=False)
-    command.upgrade(cfg, "head")
+    embedder, times = shared_embedder(), []
+    for text in texts:
+        started = time.perf_counter()
+        embedder.embed([text])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
-def run(sizes: Sequence[int] = SIZES, queries: int = QUERIES) -> tuple[list[SizeResult], str]:
-    from devtools.postgres_provider import provide
-
-    with provide("BENCH_DATABASE_URL", dbname="bench") as server:
-        migrate(server.url)
-        results = [measure(server.url, conninfo(server.url), rows, queries) for rows in sizes]
-        with psycopg.connect(conninfo(server.url), autocommit=True) as conn:
-            version = conn.execute("SELECT current_setting('server_version')").fetchone()
-            conn.execute("TRUNCATE users, posts RESTART IDENTITY CASCADE")
-    return results, f"PostgreSQL {version[0] if version else '?'}"
+def run(sizes: Sequence[int] = SIZES, queries: int = QUERIES) -> dict[str, Any]:
+    with h.database() as db:
+        results = [measure(db, rows, queries) for rows in sizes]
+        db.sql("TRUNCATE users, posts RESTART IDENTITY CASCADE")
+    embed = embed_ms(corpus(queries, seed=2))
+    return {"postgres": db.postgres, "queries": queries, "k": K, "embed_ms": embed, "sizes": results}
 
 
-def report(results: list[SizeResult], server: str) -> str:
+def report(data: dict[str, Any]) -> str:
     lines = [
-        f"Semantic search: {QUERIES} queries, top {K}, cosine distance; {server}",
+        f"Semantic search: {data['queries']} queries, top {data['k']}, cosine distance; the query's "
+        f"embedding (not in the latencies): {data['embed_ms']:.2f} ms",
         f"{'rows':>8}  {'way':42} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10} {'vs exact':>9}",
     ]
-    for result in results:
-        exact = next(w for w in result.ways if w.name == "exact scan")
-        for way in result.ways:
+    for size in data["sizes"]:
+        exact = size["ways"][-1]
+        for way in size["ways"]:
             lines.append(
-                f"{result.rows:>8,}  {way.name:42} {way.p50_ms:8.2f} {way.p95_ms:8.2f} {way.recall:10.3f} "
-                f"{exact.p50_ms / way.p50_ms:8.1f}x"
+                f"{size['rows']:>8,}  {way['name']:42} {way['p50_ms']:8.2f} {way['p95_ms']:8.2f} "
+                f"{way['recall']:10.3f} {exact['p50_ms'] / way['p50_ms']:8.1f}x"
             )
-        lines.append(f"{'':>8}  HNSW build (m=16, ef_construction=64): {result.build_s:.1f} s")
+        lines.append(f"{'':>8}  HNSW build (m=16, ef_construction=64): {size['build_s']:.1f} s")
     return "\n".join(lines)
 
 
 def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
     """`python3 tasks.py bench --name vector-search` (seconds and connections do not apply)."""
-    results, server = run()
-    table = report(results, server)
-    print(table)
-    if record:
-        RESULTS.mkdir(exist_ok=True)
-        RECORD.write_text(table + "\n")
+    started = h.Record("vector_search")
+    data = run()
+    started.write(report(data), data, postgres=data["postgres"], record=record)

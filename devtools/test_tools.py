@@ -86,14 +86,14 @@ TOOLS = (
         "wrk",
         "wrk",
         lambda: shutil.which("wrk") is not None,
-        needed_by=("tests/test_bench.py", "tests/hardening/test_soak.py"),
+        needed_by=("tests/bench", "tests/hardening/test_soak.py"),
     ),
     # PgBouncer in transaction pooling mode in front of the test server (DP02).
     Tool(
         "pgbouncer",
         "pgbouncer",
         lambda: shutil.which("/usr/sbin/pgbouncer") is not None,
-        needed_by=("tests/deployment/test_pgbouncer.py",),
+        needed_by=("tests/deployment/test_pgbouncer.py", "tests/bench"),
     ),
     # nginx in front of the app, as deploy/compose.yaml puts it (the proxy's own entry point).
     Tool(

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +18,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.hardening.fuzz import run
+from bench.harness import Record, describe
+from tests.hardening.fuzz import FuzzReport, run
 from tests.jobs.workers import conninfo
 from tests.support import PASSWORD, ROOT, scratch_database, served_app
 
@@ -27,13 +27,15 @@ pytestmark = pytest.mark.system("schemathesis against a served app and a job wor
 
 # 19 operations take parameters or a body; the other 4 have one case each: 19 x 60 + 4 = 1,144.
 CASES_PER_OPERATION = int(os.environ.get("FUZZ_CASES", "60"))
-RECORD = ROOT / "bench" / "results" / "fuzz.txt"
+RECORDING = bool(os.environ.get("FUZZ_RECORD"))
+RECORD = Record("fuzz", f"python3 tasks.py fuzz --cases {CASES_PER_OPERATION} --record")  # its header: now
 
 
 @dataclass(frozen=True)
 class Target:
     url: str
     headers: dict[str, str]
+    postgres: str  # its version, for the record
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def target(fuzz_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             assert httpx.post(f"{app.url}/api/v1/users", json=signup).status_code == 201
             form = {"username": signup["email"], "password": PASSWORD}
             token = httpx.post(f"{app.url}/api/v1/auth/token", data=form).json()["access_token"]
-            yield Target(app.url, {"Authorization": f"Bearer {token}"})
+            yield Target(app.url, {"Authorization": f"Bearer {token}"}, describe(url))
             assert "Traceback" not in (logs / "uvicorn.log").read_text()
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -75,14 +77,18 @@ def target(fuzz_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         worker_log.close()
 
 
+def keep(report: FuzzReport, postgres: str) -> None:
+    """Print the summary; with FUZZ_RECORD (`tasks.py fuzz --record`), write it to bench/results/."""
+    statuses = {str(code): n for code, n in sorted(report.statuses.items())}
+    data = {"cases": report.cases, "seconds": report.seconds, "findings": len(report.findings)}
+    RECORD.write(report.summary(), {**data, "statuses": statuses}, postgres=postgres, record=RECORDING)
+
+
 # --8<-- [start:fuzz_test]
 @pytest.mark.pattern("HD05")
 def test_schemathesis_finds_no_server_error_and_no_contract_violation(target: Target) -> None:
     report = run(target.url, target.headers, cases_per_operation=CASES_PER_OPERATION)
-    print(report.summary())
-    if os.environ.get("FUZZ_RECORD"):
-        header = f"# python3 tasks.py fuzz --record, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores"
-        RECORD.write_text(f"{header}\n{report.summary()}\n")
+    keep(report, target.postgres)
     assert len(report.per_operation) >= 23  # every operation of the app
     assert report.cases >= 1_000
     assert report.findings == []

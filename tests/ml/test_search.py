@@ -17,7 +17,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench import vector_search
-from bench.vector_search import conninfo
+from bench.harness import Database, migrate
 from example_app.core.config import get_settings
 from example_app.ml.embedding import DIMENSIONS, post_text, shared_embedder
 from example_app.models import Post
@@ -95,17 +95,18 @@ def explain(conninfo: str, vector: Any, *settings: str) -> str:
 # --8<-- [start:recall]
 @pytest.mark.pattern("ML06")
 def test_hnsw_finds_what_an_exact_scan_finds(scratch_url: str) -> None:
-    vector_search.migrate(scratch_url)
-    result = vector_search.measure(scratch_url, conninfo(scratch_url), rows=CORPUS_SIZE, queries=50)
-    ways = {way.name: way for way in result.ways}
+    migrate(scratch_url)
+    db = Database(scratch_url, "")
+    result = vector_search.measure(db, rows=CORPUS_SIZE, queries=50)
+    ways = {way["name"]: way for way in result["ways"]}
     app_setting = f"HNSW, ef_search {get_settings().SEARCH_EF_SEARCH} (the app's)"
     # recall@10: the share of the exact 10 nearest that the index returned (ties count as found)
-    assert ways[app_setting].recall >= 0.95, ways
-    assert ways["exact scan"].recall == 1
+    assert ways[app_setting]["recall"] >= 0.95, ways
+    assert ways["exact scan"]["recall"] == 1
 
     vector = shared_embedder().embed(["a robot paints portraits at night"])[0]
-    assert "Index Scan using ix_posts_embedding" in explain(conninfo(scratch_url), vector)
-    assert "ix_posts_embedding" not in explain(conninfo(scratch_url), vector, "SET enable_indexscan = off")
+    assert "Index Scan using ix_posts_embedding" in explain(db.conninfo, vector)
+    assert "ix_posts_embedding" not in explain(db.conninfo, vector, "SET enable_indexscan = off")
 
 
 # --8<-- [end:recall]

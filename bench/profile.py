@@ -1,0 +1,138 @@
+"""Where the app's CPU goes on GET /posts/{id}, layer by layer, beside the Core floor's (PF02).
+
+The app (its factory) and the Core floor of bench/patterns.py (the same SQL and response on an
+AsyncConnection of the app's engine) are each served wrapped by `create_app` below, which runs
+cProfile on the event loop's thread, timing its CPU, between two requests of the bench's: the
+profile holds what wrk's load cost, not the start-up. Each function's own time is added to the
+layer its file belongs to (a C function's, to its caller's), per request. cProfile slows Python
+calls more than C ones: the differences between the two servers matter, not the totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import harness as h
+from bench.hot_path import POSTS, USERS, capture_reads
+
+# (a part of the file's path, its layer): the first that matches wins
+LAYERS = (
+    ("example_app/api/routes", "the app's routes"),
+    ("example_app/api/dependencies", "the app's dependencies"),
+    ("example_app/api/", "the app's middleware"),
+    ("example_app/services", "the app's services"),
+    ("example_app/", "the app's other code"),
+    ("bench/", "the floor's route"),
+    ("fastapi/dependencies", "FastAPI: resolving dependencies"),
+    ("fastapi/", "FastAPI: routing, validation, serializing"),
+    ("starlette/", "Starlette: routing, middleware, responses"),
+    ("pydantic", "pydantic"),
+    ("sqlmodel/", "SQLAlchemy: the session"),
+    ("sqlalchemy/orm", "SQLAlchemy: the session"),
+    ("sqlalchemy/pool", "SQLAlchemy: the pool"),
+    ("sqlalchemy/dialects", "SQLAlchemy: the asyncpg dialect"),
+    ("sqlalchemy/", "SQLAlchemy: Core, engine, results"),
+    ("asyncpg", "asyncpg"),
+    ("uvicorn", "uvicorn and httptools"),
+    ("httptools", "uvicorn and httptools"),
+    ("asyncio", "the event loop"),
+    ("uvloop", "the event loop"),
+    ("anyio", "anyio"),
+)
+
+
+def layer(path: str) -> str:
+    tail = path.split("site-packages/")[-1].removeprefix(f"{h.ROOT}/")  # a library's, or the project's
+    return next(
+        (name for part, name in LAYERS if tail.startswith(part) or f"/{part}" in tail), "other Python"
+    )
+
+
+def by_layer(profile: Path, requests: int) -> dict[str, float]:
+    """Microseconds of CPU per request, per layer."""
+    stats: dict[Any, Any] = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    found: dict[str, float] = {}
+    for (path, _, _), (_, _, own, _, callers) in stats.items():
+        if path != "~":
+            found[layer(path)] = found.get(layer(path), 0.0) + own
+            continue
+        for (caller, _, _), (_, _, share, _) in callers.items():  # a C function: its callers' layers
+            found[layer(caller)] = found.get(layer(caller), 0.0) + share
+    return {name: seconds * 1e6 / requests for name, seconds in sorted(found.items(), key=lambda x: -x[1])}
+
+
+def create_app() -> Any:
+    """BENCH_TARGET's app (module:factory), with GET /bench/profile/start and /stop around it."""
+    import cProfile
+    import os
+    from importlib import import_module
+
+    module, factory = os.environ["BENCH_TARGET"].split(":")
+    app, profiler = getattr(import_module(module), factory)(), cProfile.Profile(time.thread_time)
+
+    async def profiled(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/bench/profile/"):
+            await app(scope, receive, send)
+            return
+        if scope["path"].endswith("start"):
+            profiler.enable()
+        else:
+            profiler.disable()
+            profiler.dump_stats(os.environ["BENCH_PROFILE"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return profiled
+
+
+def run(seconds: int = 10, connections: int = 32) -> dict[str, Any]:
+    with h.database() as db, tempfile.TemporaryDirectory() as tmp:
+        h.seed_posts(db, USERS, POSTS)
+        reads = json.dumps([r.env() for r in asyncio.run(capture_reads(db))])
+        load = h.get("GET /posts/{id}", f'"{h.PREFIX}/posts/" .. math.random(1, {POSTS})')
+        layers = {}
+        for name, target, env in (
+            ("app", h.APP, dict[str, str]()),
+            ("core", "bench.patterns:create_app", {"BENCH_PATTERN": "core", "BENCH_READS": reads}),
+        ):
+            profile = Path(tmp) / f"{name}.prof"
+            env |= {"BENCH_TARGET": target, "BENCH_PROFILE": str(profile)}
+            with h.Server(db.env(**env), "bench.profile:create_app") as server:
+                h.wrk(server.base, load, connections, 2)  # warm-up, not profiled
+                server.settle()
+                httpx.get(f"{server.base}/bench/profile/start")
+                run = h.wrk(server.base, load, connections, seconds)
+                httpx.get(f"{server.base}/bench/profile/stop")
+            layers[name] = by_layer(profile, run.requests)
+    return {"postgres": db.postgres, "seconds": seconds, "connections": connections, "layers": layers}
+
+
+def report(data: dict[str, Any]) -> str:
+    app, core = data["layers"]["app"], data["layers"]["core"]
+    lines = [
+        f"CPU per request by layer, under cProfile: GET /posts/{{id}}, wrk -c{data['connections']} "
+        f"-d{data['seconds']}s (microseconds; cProfile's own cost included)",
+        "",
+        f"{'layer':44} {'app':>8} {'Core floor':>11} {'app - floor':>12}",
+    ]
+    for name in dict.fromkeys([*app, *core]):
+        a, c = app.get(name, 0.0), core.get(name, 0.0)
+        lines.append(f"{name:44} {a:8.0f} {c:11.0f} {a - c:+12.0f}")
+    total = sum(app.values()), sum(core.values())
+    lines.append(f"{'all':44} {total[0]:8.0f} {total[1]:11.0f} {total[0] - total[1]:+12.0f}")
+    return "\n".join(lines)
+
+
+def main(seconds: int = 10, connections: int = 32, record: bool = False) -> None:
+    """`python3 tasks.py bench --name hot-path-profile`."""
+    started = h.Record("hot_path_profile")
+    data = run(seconds, connections)
+    started.write(report(data), data, postgres=data["postgres"], record=record)
