@@ -5,28 +5,22 @@ throwaway server) migrated by Alembic, for each scenario: the prediction log is 
 held-out test split of the digits data (altered or not) is predicted by the committed model and
 logged as the app logs it, and the app's own drift report (services/drift.py: the SQL and the PSI)
 is run on it. Then the log is filled with MAX_ROWS rows and the largest report the route allows is
-timed. Writes bench/results/drift.txt (a table) and drift.json (bench/charts.py draws it).
+timed. With --record, writes bench/results/drift.txt and drift.json (devtools/charts.py draws it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-RECORD = RESULTS / "drift.txt"
-RECORD_JSON = RESULTS / "drift.json"
+from bench import harness as h
+
 TIMED_ROUNDS = 5
 
 Images = npt.NDArray[np.floating[Any]]
@@ -83,7 +77,6 @@ async def run(database_url: str) -> dict[str, Any]:
     scenarios = []
     try:
         async with sessions() as db:
-            postgres = (await db.exec(text("SELECT current_setting('server_version')"))).scalar_one()  # type: ignore[call-overload]
             for name, shift in SCENARIOS.items():
                 await db.exec(text("TRUNCATE predictions"))  # type: ignore[call-overload]
                 await log_predictions(db, model, shift(x_test))
@@ -116,10 +109,6 @@ async def run(database_url: str) -> dict[str, Any]:
     finally:
         await engine.dispose()
     return {
-        "recorded": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "cores": os.cpu_count(),
-        "load_average": os.getloadavg()[0],
-        "postgres": f"PostgreSQL {postgres}",
         "model": f"{model.name} {model.version}",
         "threshold": DRIFT,
         "watch": WATCH,
@@ -143,29 +132,14 @@ def table(data: dict[str, Any]) -> str:
         )
     lines.append(
         f"A report over {data['timed_rows']:,} logged rows: {data['timed_median_ms']:.0f} ms "
-        f"(median of {data['timed_rounds']}); {data['postgres']}, {data['cores']} cores, "
-        f"load average {data['load_average']:.1f}"
+        f"(median of {data['timed_rounds']})"
     )
     return "\n".join(lines)
 
 
 def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
     """`python3 tasks.py bench --name drift` (seconds and connections do not apply)."""
-    from bench.vector_search import migrate
-    from devtools.postgres_provider import provide
-
-    with provide("BENCH_DATABASE_URL", dbname="bench") as server:
-        migrate(server.url)
-        data = asyncio.run(run(server.url))
-    text = table(data)
-    print(text)
-    if record:
-        RESULTS.mkdir(exist_ok=True)
-        header = "# The figures docs/ml/drift.md shows; rewrite with --record."
-        marker = "# --8<" + "-- [{}:drift]"  # in parts: this file has no section of that name
-        RECORD.write_text(f"{header}\n{marker.format('start')}\n{text}\n{marker.format('end')}\n")
-        RECORD_JSON.write_text(json.dumps(data, indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    main(record=True)
+    started = h.Record("drift")
+    with h.database() as db:
+        data = asyncio.run(run(db.url))
+    started.write(table(data), data, postgres=db.postgres, record=record)

@@ -8,8 +8,9 @@
 - Code annotations follow the code: an ordered list right after an included Python block whose
   items start with inline code (`` `pool_pre_ping=True` ...``) puts marker N on the one line of
   the block that contains that code. If the code changes and the line is gone, the build fails.
-- Each chart of `bench/charts.py` is drawn as SVG from its recorded JSON into the site (e.g.
-  `assets/charts/ml_serving.svg`), so a figure can never disagree with the recorded run.
+- Each chart of `devtools/charts.py` is drawn as SVG from its recorded JSON into the site (e.g.
+  `assets/charts/ml_serving.svg`), and `[[figure <record> <name>]]` in a page's prose becomes
+  that figure of the recorded run: a figure can never disagree with the run it comes from.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pygments.util import ClassNotFound
 if __package__ in (None, ""):  # loaded by file path: make `devtools` importable from a bare clone
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.charts import CHARTS
+from devtools.charts import CHARTS, figure
 from devtools.docs_source import (
     ATTR_ID,
     ATTR_PATTERNS,
@@ -54,6 +55,7 @@ log = logging.getLogger("mkdocs.plugins.guide")
 INDEX_PAGE = "pattern-index.md"
 SOURCE_DIR = "source"
 TESTS_TOKEN = re.compile(r"\[\[tests (?P<id>[A-Z]{1,2}\d{2})\]\]")
+FIGURE_TOKEN = re.compile(r"\[\[figure (?P<record>\w+) (?P<name>\w+)\]\]")
 GROUP_HEADING = re.compile(r"^## (?P<group>[A-Z]{1,2}): (?P<title>.+)$")
 LANGUAGES = {".py": "python", ".ini": "ini", ".mako": "mako", ".toml": "toml", ".md": "markdown"}
 
@@ -267,7 +269,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def chart_files(config: MkDocsConfig) -> list[File]:
-    """The benchmark charts (bench/charts.py), drawn from the recorded JSON at every build."""
+    """The benchmark charts (devtools/charts.py), drawn from the recorded JSON at every build."""
     root = Path(config.config_file_path).resolve().parent
     found = []
     for chart in CHARTS:
@@ -275,8 +277,8 @@ def chart_files(config: MkDocsConfig) -> list[File]:
             svg = chart.svg(root)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PluginError(
-                f"chart {chart.target}: cannot draw it from {chart.source} ({type(exc).__name__}: {exc}); "
-                "rerun the benchmark with --record"
+                f"chart {chart.target}: cannot draw it from bench/results/{chart.source}.json "
+                f"({type(exc).__name__}: {exc}); rerun the benchmark with --record"
             ) from None
         found.append(File.generated(config, chart.target, content=svg))
     return found
@@ -326,7 +328,20 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     markdown = with_titles(markdown)
     if src.startswith(f"{SOURCE_DIR}/"):
         return markdown
-    return with_pattern_links(with_tests(markdown, src, _guide), src)
+    root = Path(config.config_file_path).resolve().parent
+    return with_pattern_links(with_tests(with_figures(markdown, src, root), src, _guide), src)
+
+
+def with_figures(markdown: str, page: str, root: Path) -> str:
+    """`[[figure <record> <name>]]`: that figure of bench/results/<record>.json (devtools/charts.py)."""
+
+    def value(match: re.Match[str]) -> str:
+        try:
+            return figure(root, match["record"], match["name"])
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
+            raise PluginError(f"{page}: {match[0]}: {type(exc).__name__}: {exc}") from None
+
+    return FIGURE_TOKEN.sub(value, markdown)
 
 
 # --- page HTML ---------------------------------------------------------------------------------------

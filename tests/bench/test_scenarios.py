@@ -3,6 +3,7 @@ are not asserted: the guide shows recorded runs (bench/results/), checked in tes
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 
 from bench import (
     decision6,
+    drift,
     harness,
     hot_path,
     jobs,
@@ -151,3 +153,13 @@ def test_model_artifact_compares_onnx_with_joblib() -> None:
     assert all(r["seconds"] > 0 for r in data["latency"])
     assert data["sizes"]["joblib"] > data["sizes"]["onnx"] > 0
     assert json.loads(json.dumps(data)) == data  # the record's JSON holds it as it is
+
+
+def test_drift_reports_each_scenario_and_times_the_largest_report() -> None:
+    with harness.database() as db:
+        data = asyncio.run(drift.run(db.url))
+    assert [s["name"] for s in data["scenarios"]] == list(drift.SCENARIOS)
+    assert data["scenarios"][0]["status"] == "stable"  # the held-out split, unshifted
+    assert all(len(s["feature_psi"]) == 64 for s in data["scenarios"])
+    assert data["timed_median_ms"] > 0
+    assert "A report over" in drift.table(data)

@@ -83,7 +83,7 @@ NOT_RUN = {
     ),
     "python3 tasks.py bench --name hot-path": (
         "a load benchmark of minutes, with results that depend on the machine; "
-        "tests/test_bench_hot_path.py runs it briefly in the full tier, and tests/test_hot_path.py "
+        "tests/bench/test_scenarios.py runs it briefly in the full tier, and tests/test_hot_path.py "
         "checks the round trips it depends on"
     ),
     "python3 tasks.py fuzz --cases 500 --record": (

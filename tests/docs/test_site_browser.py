@@ -21,7 +21,7 @@ from playwright.async_api import Browser as AsyncBrowser
 from playwright.async_api import async_playwright
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
-from devtools.docs_source import Include, page_includes, section_text
+from devtools.docs_source import Include, page_includes, pages, section_text
 from devtools.patterns import load_catalogue
 from devtools.test_tools import chromium_executable
 from tests.support import ROOT, BuiltSite, alembic_config, served_app
@@ -250,6 +250,28 @@ def test_corrections_table_has_a_row_per_erratum(context: BrowserContext, site_u
     errata = [i for i in load_catalogue() if i.startswith("E")]
     assert len(errata) == 31
     assert rows == errata
+
+
+def test_the_benchmark_charts_render_with_their_alt_text(context: BrowserContext, site_url: str) -> None:
+    """Every chart of devtools/charts.py, on the page that shows it: an SVG drawn, with alt text."""
+    from devtools.charts import CHARTS
+
+    shown: dict[str, tuple[str, int, int]] = {}  # chart -> (alt, width, height) as the browser has it
+    page = context.new_page()
+    for name, text in pages().items():
+        if "assets/charts/" not in text:
+            continue
+        page.goto(urljoin(site_url, "" if name == "index.md" else name.removesuffix(".md") + "/"))
+        for image in page.locator("article img[src*='assets/charts/']").all():
+            image.scroll_into_view_if_needed()
+            page.wait_for_function("i => i.complete", arg=image.element_handle())
+            src, alt, width, height = image.evaluate("i => [i.src, i.alt, i.naturalWidth, i.naturalHeight]")
+            shown["assets/charts/" + src.rsplit("/", 1)[1]] = (alt, width, height)
+    assert set(shown) == {chart.target for chart in CHARTS}
+    for chart, (alt, width, height) in shown.items():
+        assert len(alt) > 20, chart  # says what the chart shows
+        assert width > 100, chart  # decoded and drawn, not a broken image
+        assert height > 100, chart
 
 
 def test_screenshot_of_the_decisions_pages_for_review(context: BrowserContext, site_url: str) -> None:
