@@ -13,8 +13,10 @@ import re
 
 from devtools.docs_source import DOCS, outside_fences, pages
 
-UNITS = r"req/s|requests a second|pages a second|rows/s|jobs/s|ms|s|seconds|MiB|MB|GiB|KiB|%|\u00d7|x|times"
-FIGURE = re.compile(rf"(?<![\w.$/-])\d[\d,]*(?:\.\d+)?\s?(?:{UNITS})(?![\w/])")
+UNITS = r"req/s|requests a second|pages a second|rows/s|jobs/s|ms|MiB|MB|GiB|KiB|%|times"
+# a unit after the number (seconds after a space: "503s" are statuses); a ratio's x (or the
+# multiplication sign) right after it: "64 x 5" is arithmetic
+FIGURE = re.compile(rf"(?<![\w.$/-])\d[\d,]*(?:\.\d+)?(?:\s?(?:{UNITS})|\s(?:s|seconds)|[x\u00d7])(?![\w/])")
 NOT_PROSE = re.compile(r"`[^`]*`|\[\[[^\]]*\]\]|<!--.*?-->|\]\([^)]*\)")
 
 # page -> {figure: why it is not a measured figure}
@@ -29,11 +31,16 @@ ALLOWED: dict[str, dict[str, str]] = {
     "deployment.md": {
         "30 s": "serve's --timeout-graceful-shutdown, and the image test's limit",
         "0.3 s": "the test's wait",
+        "10 s": "nginx's client_header_timeout in deploy/",
+        "60 s": "nginx's default",
+        "1 s": "the test's timeout",
+        "20 MB": "the body the test sends",
     },
     "hardening.md": {
         "10 MB": "the body the probe sent",
         "50 MB": "the body the probe sent",
         "64 KiB": "what the test sends of a body that declares 10 MB",
+        "20 MB": "the body the tests send",
         "100 MB": "the body the probe sent",
         "2 MiB": "MAX_REQUEST_BODY_BYTES's default",
         "60 s": "asyncpg's default connect timeout; the soak's length",
@@ -54,7 +61,11 @@ ALLOWED: dict[str, dict[str, str]] = {
     },
     "project-structure.md": {"1 KiB": "the test's body limit", "2 KiB": "the test's body"},
     "testing.md": {"8 KiB": "the tests' Argon2 memory cost (CHEAP_HASHING)"},
-    "ml/limits.md": {"2 MiB": "MAX_REQUEST_BODY_BYTES's default", "5 s": "INFERENCE_TIMEOUT's default"},
+    "ml/limits.md": {
+        "2 MiB": "MAX_REQUEST_BODY_BYTES's default",
+        "5 s": "INFERENCE_TIMEOUT's default",
+        "10 s": "REFUSED_BODY_DRAIN_SECONDS's default",
+    },
     "ml/reading-the-log.md": {
         "5 ms": "how often the benchmark samples memory",
         "5 s": "DB_STATEMENT_TIMEOUT's default",
@@ -102,6 +113,7 @@ def test_the_check_finds_a_typed_figure_and_passes_a_recorded_one() -> None:
         "3 %",
     ]
     assert typed_figures("It serves [[figure hot_path app_rps]] req/s; `timeout=5 s` is code.") == []
+    assert typed_figures("The share of 503s; 64 x 5 counts.") == []
     assert typed_figures('```text\n2,689 req/s\n```\n--8<-- "bench/results/x.txt"') == []
 
 
