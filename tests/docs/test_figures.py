@@ -61,6 +61,12 @@ ALLOWED: dict[str, dict[str, str]] = {
     },
     "project-structure.md": {"1 KiB": "the test's body limit", "2 KiB": "the test's body"},
     "testing.md": {"8 KiB": "the tests' Argon2 memory cost (CHEAP_HASHING)"},
+    "ml/jobs.md": {
+        "1 s": "the restart backoff's first wait",
+        "2 s": "the restart backoff's second wait",
+        "4 s": "the restart backoff's third wait",
+        "30 s": "the restart backoff's longest wait, and the pool's",
+    },
     "ml/limits.md": {
         "2 MiB": "MAX_REQUEST_BODY_BYTES's default",
         "5 s": "INFERENCE_TIMEOUT's default",
