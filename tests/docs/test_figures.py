@@ -67,6 +67,11 @@ ALLOWED: dict[str, dict[str, str]] = {
         "4 s": "the restart backoff's third wait",
         "30 s": "the restart backoff's longest wait, and the pool's",
     },
+    "ml/versions.md": {
+        "100 %": "the shadow share the tests set",
+        "0 %": "the shadow share the tests set",
+        "30 %": "the shadow share the tests set",
+    },
     "ml/limits.md": {
         "2 MiB": "MAX_REQUEST_BODY_BYTES's default",
         "5 s": "INFERENCE_TIMEOUT's default",
