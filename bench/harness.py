@@ -229,13 +229,20 @@ class Server:
             last = now
 
     def stop(self, timeout: float = 40) -> None:
+        """SIGTERM, then SIGKILL; then any process it started and left behind (a pool's worker)."""
         if self.process.poll() is None:
+            children = self._processes()[1:]
             self.process.terminate()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            import psutil
+
+            for child in psutil.wait_procs(children, timeout=5)[1]:  # still alive after 5 s
+                print(f"bench: the server left process {child.pid} behind: stopped", file=sys.stderr)
+                child.kill()
         self.log.unlink(missing_ok=True)
 
     def __enter__(self) -> Server:

@@ -24,7 +24,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import numpy as np
@@ -33,9 +33,6 @@ import numpy.typing as npt
 from bench import harness as h
 from example_app.core.config import Settings
 from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, Prediction, load_model
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 BATCH, PREDICT, HEALTH = f"{h.PREFIX}/predictions/batch", f"{h.PREFIX}/predictions", f"{h.PREFIX}/health"
 BATCH_ROWS, BODIES, LOG_ROWS = 100, 16, 1_000  # rows per request under load; bodies wrk rotates
@@ -92,7 +89,7 @@ class ProcessPoolInference:
         return prediction, (time.perf_counter() - started) * 1000
 
 
-def create_app() -> FastAPI:
+def create_app() -> Any:
     """The app from its factory, its `get_inference` answered by BENCH_INFERENCE's placement."""
     import multiprocessing
 
@@ -102,12 +99,19 @@ def create_app() -> FastAPI:
     app = create_reference_app()
     if os.environ["BENCH_INFERENCE"] == "on-loop":
         app.dependency_overrides[get_inference] = OnLoop
-    else:  # spawn: a fork of a process that runs threads is not safe; each worker loads the model
-        context = multiprocessing.get_context("spawn")
-        directory = str(DIGITS_MODEL_DIR)  # the committed artifact: production when seeded
-        pool = ProcessPoolExecutor(PROCESSES, context, initializer=_load_in_worker, initargs=(directory,))
-        app.dependency_overrides[get_inference] = lambda: ProcessPoolInference(pool)
-    return app
+        return app
+    # spawn: a fork of a process that runs threads is not safe; each worker loads the model
+    context = multiprocessing.get_context("spawn")
+    directory = str(DIGITS_MODEL_DIR)  # the committed artifact: production when seeded
+    pool = ProcessPoolExecutor(PROCESSES, context, initializer=_load_in_worker, initargs=(directory,))
+    app.dependency_overrides[get_inference] = lambda: ProcessPoolInference(pool)
+
+    async def with_pool(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        if scope["type"] == "lifespan":  # the app has shut down: its pool's processes go too
+            pool.shutdown(cancel_futures=True)
+
+    return with_pool
 
 
 # --- the run ------------------------------------------------------------------------------------------
