@@ -490,6 +490,7 @@ BENCHMARKS = {
     "scale-out": "bench.scale_out",  # 1 and 2 workers, direct and through PgBouncer
     "soak": "bench.soak",  # HD06: 60 s, 64 connections, mixed reads and writes; what is left after
     "log-reading": "bench.log_reading",  # ML05, ML08: keyset vs OFFSET; export streamed vs built whole
+    "observability": "bench.observability",  # OB07: metrics and traces against neither, same run
     "drift": "bench.drift",  # LC05: drift reports on shifted and unshifted inputs (no load, no wrk)
     "model-artifact": "bench.model_artifact",  # ONNX against joblib: load time, latency by batch size
 }

@@ -61,7 +61,10 @@ class Tracing:
 
     def instrument_app(self, app: FastAPI) -> None:
         """The server span of each request, around every middleware of the app."""
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=self.provider, excluded_urls=UNTRACED)
+        # No spans of their own for each ASGI message sent and received: one per request is enough.
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=self.provider, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
+        )
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
         """A span per SQL statement on this engine (listeners of its own; none on other engines)."""

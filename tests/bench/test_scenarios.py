@@ -18,6 +18,7 @@ from bench import (
     log_reading,
     ml_serving,
     model_artifact,
+    observability,
     profile,
     scale_out,
     vector_search,
@@ -163,3 +164,13 @@ def test_drift_reports_each_scenario_and_times_the_largest_report() -> None:
     assert all(len(s["feature_psi"]) == 64 for s in data["scenarios"])
     assert data["timed_median_ms"] > 0
     assert "A report over" in drift.table(data)
+
+
+@pytest.mark.pattern("OB07")
+def test_observability_serves_the_app_with_and_without_metrics_and_traces() -> None:
+    data = observability.run(seconds=1, connections=8, rounds=1, warmup=0)
+    served = {(m["variant"], m["load"]) for m in data["measures"]}
+    assert served == {(v.name, load) for v in observability.variants("") for load in ("by-id", "predict")}
+    assert all(m["requests_per_s"] > 0 and m["errors"] == 0 for m in data["measures"])
+    assert data["spans_exported"]  # the traced variants sent their spans to the sink
+    assert len(observability.verdicts(harness.measured(data))) == 4

@@ -36,6 +36,11 @@ ALLOWED: dict[str, dict[str, str]] = {
         "1 s": "the test's timeout",
         "20 MB": "the body the test sends",
     },
+    "observability.md": {
+        "1 %": "a sampling ratio the benchmark sets",
+        "100 %": "a sampling ratio the benchmark sets",
+        "5 %": "the budget, a goal",
+    },
     "hardening.md": {
         "10 MB": "the body the probe sent",
         "50 MB": "the body the probe sent",

@@ -1,0 +1,123 @@
+"""What observability costs per request (OB07): the same app with nothing on, with metrics, and
+with metrics and traces sampled at 1 % and at 100 %, side by side in one run.
+
+Each variant is the app from its factory with settings of its own: METRICS_TOKEN turns the
+metrics on (without it nothing is counted), OTEL_TRACES_EXPORTER=otlp the traces, sent over HTTP
+to a sink this process runs on a loopback port (it answers 200 and drops them: what a collector
+costs is not the app's). wrk loads each on a post by id (one SQL statement) and on a single
+prediction (inference, and the log's INSERT). The goals: metrics cost at most 5 % of the
+throughput, and traces at 1 % sampling at most 5 % more.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from bench import harness as h
+
+POSTS = 1_000
+TOKEN = "bench-metrics-reader-" + "x" * 24
+GOAL = 0.95  # each step keeps at least this share of the throughput of the step before it
+ROWS = [[float((i * 7 + j) % 17) for j in range(64)] for i in range(16)]  # pixels in 0..16
+
+
+def variants(sink: str) -> list[h.Variant]:
+    metrics = {"METRICS_TOKEN": TOKEN}
+
+    def traced(ratio: str) -> dict[str, str]:
+        return {
+            **metrics,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{sink}/v1/traces",
+            "OTEL_TRACES_SAMPLER": "traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": ratio,
+        }
+
+    return [
+        h.Variant("off"),
+        h.Variant("metrics", metrics),
+        h.Variant("metrics + traces 1 %", traced("0.01")),
+        h.Variant("metrics + traces 100 %", traced("1.0")),
+    ]
+
+
+def loads(token: str) -> dict[str, h.Load]:
+    bodies = ",\n".join(f"[==[{json.dumps({'pixels': row})}]==]" for row in ROWS)
+    lua = f"local bodies = {{\n{bodies}\n}}\nlocal n = 0\nrequest = function()\n  n = n % #bodies + 1\n"
+    lua += f'  return wrk.format("POST", "{h.PREFIX}/predictions", nil, bodies[n])\nend'
+    headers = {"Content-Type": "application/json", "Authorization": token}
+    return {
+        "by-id": h.get("GET /posts/{id}", f'"{h.PREFIX}/posts/" .. math.random(1, {POSTS})'),
+        "predict": h.Load("POST /predictions (one row)", lua=lua, headers=headers, retry_after=True),
+    }
+
+
+class _Sink(BaseHTTPRequestHandler):
+    received = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that takes every export and drops it; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def verdicts(measures: list[h.Measure]) -> list[str]:
+    got = {(m.variant, m.load): m.requests_per_s for m in measures}
+    steps = [("metrics", "off"), ("metrics + traces 1 %", "metrics")]
+    lines = []
+    for load in ("by-id", "predict"):
+        for variant, base in steps:
+            if (value := got.get((variant, load))) and (before := got.get((base, load))):
+                share = value / before
+                verdict = "within" if share >= GOAL else "over"
+                lines.append(
+                    f"{load}: {variant} keeps {share:.2f}x of {base}'s throughput "
+                    f"({verdict} the {1 - GOAL:.0%} budget)"
+                )
+    return lines
+
+
+def run(seconds: int, connections: int, rounds: int = 2, warmup: int = 2) -> dict[str, Any]:
+    with h.database() as db, otlp_sink() as sink:
+        h.seed_posts(db, users=100, posts=POSTS)
+        (token,) = h.bearer(db, [1])
+        # Every prediction is admitted: the comparison is of the work per request, not of shedding.
+        env = db.env(PREDICTION_MAX_IN_PROGRESS="1000")
+        measures = h.compare(variants(sink), loads(token), env, seconds=seconds, connections=connections,
+                             rounds=rounds, warmup=warmup)  # fmt: skip
+        return {**h.results(db, measures, loads(token)), "spans_exported": _Sink.received > 0}
+
+
+def report(data: dict[str, Any]) -> str:
+    measures = h.measured(data)
+    return "\n".join([h.table(measures, "off", data["loads"]), "", *verdicts(measures)])
+
+
+def main(seconds: int = 8, connections: int = 32, record: bool = False) -> None:
+    started = h.Record("observability")
+    data = run(seconds, connections)
+    started.write(report(data), data, postgres=data["postgres"], record=record)
