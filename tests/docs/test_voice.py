@@ -142,7 +142,7 @@ def sentences(text: str) -> list[str]:
 
 
 def table_defaults(text: str) -> list[tuple[str, str]]:
-    """(setting, default) of each table that has a Setting and a Default column."""
+    """(setting, default) of each table with a Setting column: from its Default column, or the cell."""
     found: list[tuple[str, str]] = []
     columns: tuple[int, int] | None = None
     for _, line in outside_fences(text):
@@ -152,12 +152,15 @@ def table_defaults(text: str) -> list[tuple[str, str]]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         lowered = [c.lower() for c in cells]
         if columns is None:
-            both = {"setting", "default"} <= set(lowered)
-            columns = (lowered.index("setting"), lowered.index("default")) if both else (-1, -1)
+            setting = lowered.index("setting") if "setting" in lowered else -1
+            columns = (setting, lowered.index("default") if "default" in lowered else -1)
             continue
-        name = re.fullmatch(r"`([A-Z][A-Z0-9_]+)`", cells[columns[0]]) if columns[0] >= 0 else None
-        if name and name[1] in SETTINGS:
-            found.append((name[1], cells[columns[1]]))
+        if columns[0] < 0:
+            continue
+        # the setting's cell is `NAME`, or `NAME` (its default) in a table without a Default column
+        name = re.match(r"`([A-Z][A-Z0-9_]+)`(?: \(([^)]+)\))?", cells[columns[0]])
+        if name and name[1] in SETTINGS and (columns[1] >= 0 or name[2]):
+            found.append((name[1], cells[columns[1]] if columns[1] >= 0 else name[2]))
     return found
 
 
@@ -205,6 +208,10 @@ def test_the_defaults_check_reads_each_form() -> None:
             "| Wait | Setting | Default |",
             "|---|---|---|",
             "| the pool | `DB_POOL_TIMEOUT` | 30 s |",
+            "",
+            "| Bound | Setting | Over it |",
+            "|---|---|---|",
+            "| time | `INFERENCE_TIMEOUT` (5 s) | `503` |",
         ]
     )
     assert stated_defaults(text) == [
@@ -217,6 +224,7 @@ def test_the_defaults_check_reads_each_form() -> None:
         ("MAX_REQUEST_BODY_BYTES", "2 MiB"),
         ("DB_POOL_SIZE", "5"),
         ("DB_POOL_TIMEOUT", "30 s"),
+        ("INFERENCE_TIMEOUT", "5 s"),
     ]
     assert wrong_defaults(text) == [
         "INFERENCE_CONCURRENCY: the page says 'cores', Settings has 2",
