@@ -438,6 +438,9 @@ def ml_serving_figures(data: Data) -> dict[str, str]:
     requests, inserts = data["requests"], data["inserts"]
     found = {"app_p99": _ms(app["health_p99_ms"]), "batch_cpu": f"{app['cpu_ms_per_request']:.0f} ms"}
     found["app_batch_p99"] = _seconds(app["batch_p99_ms"])
+    # the share of the app's prediction attempts the admission limit answered 503
+    served = app["rows_per_s"] / data["batch_rows"] * data["seconds"] * data["rounds"]
+    found["app_shed_share"] = f"{app['shed'] / (app['shed'] + served):.0%}"
     if admitted := p.get("app, all admitted"):
         found["admitted_p99"] = _ms(admitted["health_p99_ms"])
         found["admitted_p99_ratio"] = f"{admitted['health_p99_ms'] / app['health_p99_ms']:.0f}"

@@ -1,7 +1,7 @@
 """Load shedding for expensive routes: a cap on how many run at once in this process.
 
-A 100-row prediction costs about 20 ms of CPU on the event loop (reading, parsing and validating
-the JSON, the log's INSERT, the answer) besides inference, which runs in threads. Under 32
+A 100-row prediction costs the event loop more CPU than inference itself (reading, parsing and
+validating the JSON, the log's INSERT, the answer; the Serving page has the recorded figure). Under 32
 clients the loop is never free: every other request, /health included, waits behind all of them.
 Admitting a few at a time and answering the rest at once with 503 + Retry-After (before their
 body is read) keeps the loop's queue short; the client, or the load balancer, tries again.

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     INFERENCE_TIMEOUT: Annotated[float, Field(gt=0)] = 5.0
     # Prediction requests in progress at once per process; more are answered 503 + Retry-After
     # before their body is read, so that the event loop stays free for every other request
-    # (1: /health p99 26 ms under 32 prediction clients, 2: 55 ms; see the Serving page).
+    # (the Serving page has /health's recorded p99 under prediction load, with and without it).
     PREDICTION_MAX_IN_PROGRESS: Annotated[int, Field(ge=1, le=1_000)] = 1
     # Request bodies above this are refused with 413 while they are read, before parsing. The
     # largest legitimate body is a full prediction batch (1,000 rows of 64 numbers: about 0.5 MB).
