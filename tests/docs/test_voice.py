@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from devtools.docs_source import outside_fences, pages
+from devtools.docs_source import DOCS, iter_fences, outside_fences, pages
 from example_app.core.config import Settings
+from tests.support import ROOT
 
 # pattern -> the kind of sentence it catches
 NARRATIVE: dict[str, str] = {
@@ -96,6 +97,24 @@ def test_the_original_guide_is_named_where_the_corrections_are_introduced() -> N
         if re.search(r"\boriginal guide\b", line, re.IGNORECASE) and "corrections.md" not in text
     }
     assert unlinked == {}
+
+
+# --- the path -------------------------------------------------------------------------------------
+
+
+def test_the_landing_page_starts_with_a_prediction_and_the_nav_with_the_ml_section() -> None:
+    first = next(iter_fences((DOCS / "index.md").read_text(), "index.md"))
+    assert [inc.ref for inc in first.includes] == ["example_app/api/routes/predictions.py:predict"]
+    nav = [line.strip() for line in (ROOT / "mkdocs.yml").read_text().splitlines() if line.startswith("  - ")]
+    names = [line.removeprefix("- ").split(":")[0] for line in nav]
+    assert names.index("ML patterns") < names.index("Database workflow")
+    assert names.index("ML patterns") < names.index("Security") < names.index("Performance")
+
+
+def test_the_readme_links_the_hosted_guide() -> None:
+    site_url = re.search(r'site_url: !ENV \[SITE_URL, "(?P<url>[^"]+)"\]', (ROOT / "mkdocs.yml").read_text())
+    assert site_url is not None
+    assert site_url["url"] in (ROOT / "README.md").read_text().split("\n\n")[1]  # the first paragraph
 
 
 # --- defaults ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
 
 # --8<-- [start:log_tests]
+# --8<-- [start:first_prediction]
 @pytest.mark.pattern("ML03")
 async def test_each_prediction_is_logged_with_input_output_and_latency(
     client: AsyncClient, db_session: AsyncSession, digit: dict[str, Any]
@@ -52,6 +53,7 @@ async def test_each_prediction_is_logged_with_input_output_and_latency(
     assert row.created_at.tzinfo is not None  # timestamptz
 
 
+# --8<-- [end:first_prediction]
 @pytest.mark.pattern("ML03")
 async def test_the_jsonb_query_of_the_docs_uses_its_gin_index(
     client: AsyncClient, db_session: AsyncSession, digit: dict[str, Any]

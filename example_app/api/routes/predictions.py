@@ -35,6 +35,7 @@ router = APIRouter(tags=["predictions"], dependencies=[Depends(require_active_us
 ERRORS = responses(400, 401, 403, 404, 413, 422, 503)  # 404: an unregistered version
 
 
+# --8<-- [start:predict]
 @router.post("/predictions", response_model=PredictionResponse, responses=ERRORS)
 async def predict(
     body: PredictionInput,
@@ -48,6 +49,9 @@ async def predict(
     if shadow is not None:  # queued once the answer is sent (services/shadow.py)
         background.add_task(shadow.after, [body.pixels], [result.id])
     return PredictionResponse(**result.model_dump(), model=ref, latency_ms=latency_ms)
+
+
+# --8<-- [end:predict]
 
 
 @router.post("/predictions/batch", response_model=BatchResponse, responses=ERRORS)
