@@ -33,7 +33,7 @@ from devtools.docs_source import (
 from tests.support import ROOT
 
 CODE_LANGS = {"python", "py", "python3", "pycon", "ini", "toml", "mako", "yaml", "dockerfile", "sh"}
-OTHER_LANGS = {"bash", "text", "json", "http", "console"}
+OTHER_LANGS = {"bash", "text", "json", "http", "console", "mermaid"}  # mermaid: a diagram
 # Lines that are Python, whatever the block claims to be.
 LOOKS_LIKE_PYTHON = re.compile(
     r"^\s*(async\s+def\s|def\s+\w+\(|class\s+\w+.*:\s*$|from\s+[\w.]+\s+import\s|import\s+\w|@\w+[.(])"

@@ -274,6 +274,76 @@ def test_the_benchmark_charts_render_with_their_alt_text(context: BrowserContext
         assert height > 100, chart
 
 
+# Material draws each diagram into a closed shadow root; opened, the test can read what it drew.
+OPEN_SHADOW_ROOTS = """
+const attach = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) { return attach.call(this, {...init, mode: "open"}); };
+"""
+DRAWN = """host => {
+  const svg = host.shadowRoot && host.shadowRoot.querySelector("svg");
+  if (!svg) return null;
+  const box = svg.getBoundingClientRect();
+  const label = svg.querySelector(".nodeLabel, text.messageText, text.actor");
+  const style = label && getComputedStyle(label);
+  return {
+    width: box.width, height: box.height,
+    title: (svg.querySelector("title") || {}).textContent || "",
+    desc: (svg.querySelector("desc") || {}).textContent || "",
+    labelledby: svg.getAttribute("aria-labelledby") || "",
+    ink: style ? style.color + " " + style.fill : "",
+    scheme: document.body.getAttribute("data-md-color-scheme"),
+  };
+}"""
+
+
+def test_every_diagram_renders_offline_in_light_and_dark_with_its_title(
+    browser: Browser, site_url: str
+) -> None:
+    """Each mermaid block: drawn as an SVG of real size by the vendored mermaid (no request leaves
+    the site), its accTitle and accDescr as the SVG's title and description, in both schemes."""
+    from tests.docs.test_diagrams import diagrams
+
+    expected = {
+        page: [
+            next(line.split(":", 1)[1].strip() for line in body if line.strip().startswith("accTitle"))
+            for body in bodies
+        ]
+        for page, bodies in diagrams().items()
+    }
+    drawn: dict[str, dict[str, list[dict[str, object]]]] = {}
+    problems: list[str] = []
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+        context.add_init_script(OPEN_SHADOW_ROOTS)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("request", lambda r: None if r.url.startswith(site_url) else problems.append(r.url))
+        for name, titles in expected.items():
+            page.goto(urljoin(site_url, name.removesuffix(".md") + "/"), wait_until="load")
+            hosts = page.locator("article div.mermaid")
+            page.wait_for_function(
+                "n => [...document.querySelectorAll('article div.mermaid')].filter(h => h.shadowRoot"
+                " && h.shadowRoot.querySelector('svg')).length === n",
+                arg=len(titles),
+            )
+            assert page.locator("article pre.mermaid").count() == 0  # no source left undrawn
+            drawn.setdefault(scheme, {})[name] = [hosts.nth(n).evaluate(DRAWN) for n in range(len(titles))]
+        context.close()
+    assert problems == []
+    for name, titles in expected.items():
+        for n, title in enumerate(titles):
+            light, dark = drawn["light"][name][n], drawn["dark"][name][n]
+            assert (light["scheme"], dark["scheme"]) == ("default", "slate")
+            for seen in (light, dark):
+                assert seen["title"] == title, name
+                assert len(str(seen["desc"])) > 40, name
+                assert seen["labelledby"], name  # the title is the SVG's accessible name
+                assert float(str(seen["width"])) > 200, name
+                assert float(str(seen["height"])) > 100, name
+            assert light["ink"], name
+            assert light["ink"] != dark["ink"], name  # drawn in each scheme's colours
+
+
 def test_screenshot_of_the_decisions_pages_for_review(context: BrowserContext, site_url: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page = context.new_page()
