@@ -309,14 +309,53 @@ def with_tests(markdown: str, page: str, guide: Guide) -> str:
     return TESTS_TOKEN.sub(tests, markdown)
 
 
+def id_link(page: str, item_id: str) -> str:
+    """A pattern ID as a small link to its row of the pattern index."""
+    return f"[{item_id}]({link(page, INDEX_PAGE, item_id)}){{ .pattern-id }}"
+
+
 def with_pattern_links(markdown: str, page: str) -> str:
     """Under each tagged heading, a line linking its pattern IDs to the index."""
     lines = markdown.splitlines()
     for index, line in reversed(list(outside_fences(markdown))):
         match = HEADING.match(line)
         if match and match["attrs"] and (ids := ATTR_PATTERNS.search(match["attrs"])):
-            links = " ".join(f"[{i}]({link(page, INDEX_PAGE, i)})" for i in ids["ids"].split())
+            links = " ".join(id_link(page, i) for i in ids["ids"].split())
             lines[index + 1 : index + 1] = ["", f"Patterns: {links}", "{ .pattern-ids }"]
+    return "\n".join(lines) + "\n"
+
+
+BARE_ID = re.compile(r"(?<![\w#/.-])(?P<id>[A-Z]{1,2}\d{2})(?![\w-])")
+# What a bare ID in it is not prose: inline code, a link (its text and target), an HTML tag,
+# an attribute list, a `[[...]]` token.
+NOT_PROSE = re.compile(r"`[^`]*`|\[[^\]]*\]\([^)]*\)(?:\{[^}]*\})?|<[^>]*>|\{[^}]*\}|\[\[[^\]]*\]\]")
+
+
+def with_id_links(markdown: str, page: str, known: set[str]) -> str:
+    """A pattern ID named in the prose (`see E16 below`) becomes a small link to the index.
+
+    Headings (their IDs are linked under them), includes and code are left as they are; so is
+    anything that is not an item of the catalogue. An admonition's title is text too.
+    """
+    lines = markdown.splitlines()
+
+    def linked(text: str) -> str:
+        return BARE_ID.sub(lambda m: id_link(page, m["id"]) if m["id"] in known else m[0], text)
+
+    for index, line in outside_fences(markdown):
+        stripped = line.lstrip()
+        if stripped.startswith(("#", "--8<--")) or not BARE_ID.search(line):
+            continue
+        if stripped.startswith(("!!!", "???")):  # an admonition: only its quoted title is text
+            if title := re.search(r'"(?P<title>[^"]*)"', line):
+                start, end = title.span("title")
+                lines[index] = line[:start] + linked(title["title"]) + line[end:]
+            continue
+        out, last = [], 0
+        for match in NOT_PROSE.finditer(line):
+            out += [linked(line[last : match.start()]), match[0]]
+            last = match.end()
+        lines[index] = "".join([*out, linked(line[last:])])
     return "\n".join(lines) + "\n"
 
 
@@ -329,7 +368,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     if src.startswith(f"{SOURCE_DIR}/"):
         return markdown
     root = Path(config.config_file_path).resolve().parent
-    return with_pattern_links(with_tests(with_figures(markdown, src, root), src, _guide), src)
+    markdown = with_tests(with_figures(markdown, src, root), src, _guide)
+    return with_pattern_links(with_id_links(markdown, src, set(_guide.coverage.items)), src)
 
 
 def with_figures(markdown: str, page: str, root: Path) -> str:

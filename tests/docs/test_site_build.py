@@ -58,6 +58,33 @@ def test_every_included_file_has_a_full_file_page(built_site: BuiltSite) -> None
         assert first_line.strip() in body
 
 
+def bare_ids(html: str, known: set[str]) -> list[str]:
+    """Pattern IDs in a page's article text that are not links: code, links, headings and the
+    page's title left out."""
+    article = html[html.find("<article") : html.find("</article>")]
+    article = re.sub(r"<(pre|code|a|h[1-6]|title|svg|script)\b.*?</\1>", "", article, flags=re.DOTALL)
+    text = html_module.unescape(re.sub(r"<[^>]+>", " ", article))
+    return [m for m in re.findall(r"(?<![\w#/.-])([A-Z]{1,2}\d{2})(?![\w-])", text) if m in known]
+
+
+def test_pattern_ids_in_the_text_are_links_to_the_pattern_index(built_site: BuiltSite) -> None:
+    known = set(load_catalogue())
+    found = {
+        page.relative_to(built_site.site).as_posix(): ids
+        for page in built_site.site.rglob("index.html")
+        if not {"source", "pattern-index"} & set(page.parts)
+        and (ids := bare_ids(page.read_text(encoding="utf-8"), known))
+    }
+    assert found == {}
+    hardening = (built_site.site / "hardening" / "index.html").read_text(encoding="utf-8")
+    assert '<a class="pattern-id" href="../pattern-index/#E07">E07</a>' in hardening  # named in its text
+
+
+def test_the_bare_id_check_finds_an_unlinked_id() -> None:
+    html = '<article><p>See E16 below, <a href="x">E07</a> and <code>E01</code>; ZZ99.</p></article>'
+    assert bare_ids(html, {"E16", "E07", "E01"}) == ["E16"]
+
+
 def _lychee(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*LYCHEE, "--root-dir", str(root), f"{root}/**/*.html"],
