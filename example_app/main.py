@@ -25,7 +25,9 @@ from example_app.resources import open_resources
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Engine, models, limits: opened at start-up from the app's own settings, closed at shutdown.
     tracing: Tracing | None = app.state.tracing
-    async with open_resources(app.state.settings, app.state.metrics, tracing) as resources:
+    async with open_resources(
+        app.state.settings, app.state.metrics, tracing, app.state.admission
+    ) as resources:
         app.state.resources = resources
         try:
             yield
@@ -65,13 +67,17 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         drain_seconds=settings.REFUSED_BODY_DRAIN_SECONDS,
     )
     # Added late, so it runs early: a prediction over the limit is shed before anything else.
-    app.state.admission = AdmissionLimit(settings.PREDICTION_MAX_IN_PROGRESS)
-    predictions_paths = [f"{API_V1_PREFIX}/predictions", f"{API_V1_PREFIX}/predictions/batch"]
+    # With micro-batching, a place admits a batch's worth of single predictions (api/admission.py).
+    single, batch = f"{API_V1_PREFIX}/predictions", f"{API_V1_PREFIX}/predictions/batch"
+    batching = settings.MODEL_BATCH_WAIT_MS > 0
+    per_slot = settings.MODEL_BATCH_MAX_ROWS if batching else 1
+    app.state.admission = AdmissionLimit(settings.PREDICTION_MAX_IN_PROGRESS, per_slot)
     app.add_middleware(
         Admission,
-        paths=predictions_paths,
+        paths=[single, batch],
         counter=app.state.admission,
         shed=metrics.shed if metrics else None,
+        shared=[single] if batching else [],
     )
     app.add_middleware(RequestId)  # a shed request and a 413 have their id too
     app.add_middleware(SecurityHeaders)  # on every answer (a 500's: errors.py)

@@ -21,6 +21,7 @@ from opentelemetry.trace import NoOpTracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from example_app.api.admission import AdmissionLimit
 from example_app.api.metrics import Metrics
 from example_app.core.budget import enforce_connection_budget
 from example_app.core.config import Settings
@@ -39,6 +40,7 @@ from example_app.ml.embedding import TextEmbedder, embedder_or_none
 from example_app.ml.inference import Inference
 from example_app.models.timestamps import utcnow
 from example_app.services.alias_watcher import AliasWatcher, Connect
+from example_app.services.micro_batch import MicroBatcher
 from example_app.services.model_registry import ModelRegistry
 from example_app.services.shadow import ShadowRunner
 
@@ -55,6 +57,7 @@ class Resources:
     model_watcher: AliasWatcher  # switches an alias in this process when it moves (LC02)
     inference: Inference  # INFERENCE_CONCURRENCY threads, INFERENCE_TIMEOUT each
     shadow: ShadowRunner  # the candidate's shadow predictions, after the responses (LC03)
+    batcher: MicroBatcher | None  # single predictions, micro-batched (LC06); None: off
     embedder: TextEmbedder | None  # None: it failed to load, search answers 503
     schema: SchemaHead  # the revision this code needs: readiness compares the database's
     started_at: datetime
@@ -62,7 +65,10 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, metrics: Metrics | None = None, tracing: Tracing | None = None
+    settings: Settings,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+    admission: AdmissionLimit | None = None,
 ) -> AsyncIterator[Resources]:
     """Open what the app serves with; a bad artifact is logged in one line and keeps
     /health/ready at 503. Migrating is Alembic's job, not this one's: readiness only checks it."""
@@ -96,6 +102,7 @@ async def open_resources(
             model_watcher=model_watcher,
             inference=inference,
             shadow=ShadowRunner(sessions, inference, metrics.shadow if metrics else None),
+            batcher=micro_batcher(settings, inference, sessions, admission),
             embedder=embedder_or_none(),  # search's text embeddings (wordllama, from its wheel)
             schema=SchemaHead.read(),  # once, here: the files do not change while it runs
             started_at=utcnow(),
@@ -111,6 +118,8 @@ async def open_resources(
         try:
             yield resources
         finally:
+            if resources.batcher is not None:
+                await resources.batcher.close()  # what is collected is predicted and logged first
             for task in (shadowing, watching):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -119,6 +128,24 @@ async def open_resources(
     finally:
         await engine.dispose()  # close pooled connections on shutdown
         await monitoring.dispose()
+
+
+def micro_batcher(
+    settings: Settings,
+    inference: Inference,
+    sessions: async_sessionmaker[AsyncSession],
+    admission: AdmissionLimit | None,
+) -> MicroBatcher | None:
+    """LC06's batcher, or None when MODEL_BATCH_WAIT_MS is 0 (off)."""
+    if settings.MODEL_BATCH_WAIT_MS == 0:
+        return None
+    return MicroBatcher(
+        inference,
+        sessions,
+        wait_seconds=settings.MODEL_BATCH_WAIT_MS / 1000,
+        max_rows=settings.MODEL_BATCH_MAX_ROWS,
+        admitted=(lambda: admission.singles) if admission is not None else None,
+    )
 
 
 def listener_connect(engine: AsyncEngine, settings: Settings) -> Connect | None:

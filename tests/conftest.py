@@ -143,8 +143,10 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     """The tests' settings: the environment's, with Argon2 at its cheapest (a test account needs
-    no protection; tests/test_served_auth.py measures the real cost)."""
-    return load_settings(DATABASE_URL=database_url, **CHEAP_HASHING)
+    no protection; tests/test_served_auth.py measures the real cost), and single predictions not
+    micro-batched: a batch writes its log rows on a connection of its own and commits them, past
+    the test's rolled-back transaction. tests/ml/test_micro_batch.py serves it switched on."""
+    return load_settings(DATABASE_URL=database_url, MODEL_BATCH_WAIT_MS=0, **CHEAP_HASHING)
 
 
 @pytest.fixture(scope="session")

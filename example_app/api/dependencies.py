@@ -166,9 +166,9 @@ async def get_digits_model(
 
 
 async def get_prediction_service(
-    db: SessionDep, inference: Annotated[Inference, Depends(get_inference)]
+    db: SessionDep, inference: Annotated[Inference, Depends(get_inference)], resources: ResourcesDep
 ) -> PredictionService:
-    return PredictionService(db, inference, request_id.current.get())
+    return PredictionService(db, inference, request_id.current.get(), resources.batcher)
 
 
 DigitsModelDep = Annotated[LoadedModel, Depends(get_digits_model)]

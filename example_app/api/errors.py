@@ -26,6 +26,7 @@ from example_app.services.errors import (
     InvalidReferenceError,
     NotFoundError,
     PermissionDeniedError,
+    PredictionFailedError,
     ServiceError,
     UnavailableError,
 )
@@ -39,6 +40,7 @@ STATUS_FOR: dict[type[ServiceError], int] = {
     NotFoundError: status.HTTP_404_NOT_FOUND,
     ConflictError: status.HTTP_409_CONFLICT,  # not 400: the request is fine, the state collides
     InvalidReferenceError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    PredictionFailedError: status.HTTP_422_UNPROCESSABLE_CONTENT,  # this row: the others are answered
     UnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After: it may pass
 }
 RETRY_AFTER_SECONDS = "1"

@@ -99,7 +99,15 @@ class Settings(BaseSettings):
     # Prediction requests in progress at once per process; more are answered 503 + Retry-After
     # before their body is read, so that the event loop stays free for every other request
     # (the Serving page has /health's recorded p99 under prediction load, with and without it).
+    # With micro-batching, up to MODEL_BATCH_MAX_ROWS single predictions take one place.
     PREDICTION_MAX_IN_PROGRESS: Annotated[int, Field(ge=1, le=1_000)] = 1
+    # --8<-- [start:batch_settings]
+    # Micro-batching (LC06): a single prediction waits at most MODEL_BATCH_WAIT_MS for others,
+    # up to MODEL_BATCH_MAX_ROWS in all, and they are predicted in one call and logged in one
+    # INSERT. 0 turns it off: each single prediction is a call and an INSERT of its own.
+    MODEL_BATCH_WAIT_MS: Annotated[float, Field(ge=0, le=100)] = 5.0
+    MODEL_BATCH_MAX_ROWS: Annotated[int, Field(ge=2, le=1_000)] = 8
+    # --8<-- [end:batch_settings]
     # Request bodies above this are refused with 413 while they are read, before parsing. The
     # largest legitimate body is a full prediction batch (1,000 rows of 64 numbers: about 0.5 MB).
     MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1_024)] = 2 * 1024 * 1024

@@ -49,3 +49,7 @@ class UnknownVersionError(NotFoundError):
 
     def __init__(self, message: str) -> None:
         ServiceError.__init__(self, message)
+
+
+class PredictionFailedError(ServiceError):
+    """The model raised on a row that its contract accepts (422: that row, not the service)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 DIGITS = "digits"  # the model the prediction routes serve; the registry says which version
 CANDIDATE = "candidate"  # the alias canary traffic goes to
 EXPLICIT_VERSIONS_KEPT = 4  # versions asked for by number, besides the aliased ones, kept loaded
+# A version asked for by number that failed to load is not tried again for this long (each try
+# reads and hashes its file on a thread) unless its registry row changes: 503 at once meanwhile.
+FAILED_LOAD_SECONDS = 30.0
 
 Sessions = Callable[[], AbstractAsyncContextManager[object]]  # an async_sessionmaker
 AliasReader = Callable[[list[str], list[str]], Awaitable[dict[tuple[str, str], VersionRow]]]
@@ -86,6 +90,8 @@ class ModelRegistry:
         self._candidates: dict[str, LoadedModel] = {}  # name -> the version behind `candidate`
         self._explicit: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()  # least recent first
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        # Versions that failed to load: the row they were loaded from, and when (time.monotonic).
+        self._failed: dict[tuple[str, str], tuple[VersionRow, float]] = {}
         # A model with no version serving: the one line that says why (readiness: 503).
         self.errors: dict[str, str] = {}
         # An alias moved to a version that could not be loaded; the old one still serves (200).
@@ -125,6 +131,7 @@ class ModelRegistry:
 
     # --8<-- [end:resolve]
 
+    # --8<-- [start:load_explicit]
     async def _load_explicit(self, name: str, version: str) -> LoadedModel:
         async with self.sessions() as db:
             row = await read_version(db, name, version)  # type: ignore[arg-type]
@@ -134,17 +141,25 @@ class ModelRegistry:
                     f"model {name!r} has no version {version}"
                     + (f" (registered: {', '.join(known)})" if known else "")
                 )
+        unavailable = UnavailableError(
+            f"model {name!r} version {version} cannot be loaded; see the server log"
+        )
+        failed = self._failed.get((name, version))
+        if failed is not None and failed[0] == row and time.monotonic() - failed[1] < FAILED_LOAD_SECONDS:
+            raise unavailable  # the same row failed a moment ago: not read and hashed again
         try:
             model = await run_sync(load_checked, row, self.roots)
         except ModelLoadError as exc:
             log.error("model %s %s not loaded: %s", name, version, exc)
-            raise UnavailableError(
-                f"model {name!r} version {version} cannot be loaded; see the server log"
-            ) from None
+            self._failed[(name, version)] = (row, time.monotonic())
+            raise unavailable from None
+        self._failed.pop((name, version), None)
         self._explicit[(name, version)] = model
         while len(self._explicit) > EXPLICIT_VERSIONS_KEPT:
             self._explicit.popitem(last=False)  # requests holding it finish on it; then it is freed
         return model
+
+    # --8<-- [end:load_explicit]
 
     # --8<-- [start:refresh]
     async def refresh(self, read: AliasReader | None = None) -> None:

@@ -15,6 +15,7 @@ from example_app.models import PredictionLog
 from example_app.schemas.prediction import ModelRef, PredictionResult
 from example_app.services.errors import UnavailableError
 from example_app.services.keyset import Keyset
+from example_app.services.micro_batch import MicroBatcher
 
 # What the log's readers get: everything but the input, which can be large (see export).
 LOG_COLUMNS = (
@@ -28,10 +29,17 @@ LOG_COLUMNS = (
 
 
 class PredictionService:
-    def __init__(self, db: AsyncSession, inference: Inference, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncSession,
+        inference: Inference,
+        request_id: str | None = None,
+        batcher: MicroBatcher | None = None,
+    ) -> None:
         self.db = db
         self.inference = inference
         self.request_id = request_id  # written on each row this service logs
+        self.batcher = batcher  # single predictions go through it, when micro-batching is on
 
     # --8<-- [start:predict]
     async def predict(
@@ -69,6 +77,23 @@ class PredictionService:
         return ref, latency_ms, results
 
     # --8<-- [end:predict]
+
+    # --8<-- [start:predict_one]
+    async def predict_one(
+        self, model: LoadedModel, row: Sequence[float]
+    ) -> tuple[ModelRef, float, PredictionResult]:
+        """One row: micro-batched with other requests' rows when a batcher is given, else alone."""
+        if self.batcher is None:
+            ref, latency_ms, (result,) = await self.predict(model, [row])
+            return ref, latency_ms, result
+        # The request's transaction only read (its caller's account): ended here, its connection
+        # goes back to the pool while the row waits for its batch, which writes the log itself.
+        await self.db.commit()
+        answer = await self.batcher.predict(model, row, self.request_id)
+        ref = ModelRef(name=model.name, version=model.version, sha256=model.sha256)
+        return ref, answer.latency_ms, PredictionResult(id=answer.id, **answer.output)
+
+    # --8<-- [end:predict_one]
 
     # --8<-- [start:keyset]
     async def page(self, *, after: Keyset | None, limit: int) -> tuple[Sequence[Row[Any]], Keyset | None]:

@@ -194,6 +194,50 @@ async def test_a_registered_path_outside_the_allowed_roots_is_never_loaded(
 
 
 @pytest.mark.pattern("LC01")
+async def test_a_version_that_failed_to_load_is_not_loaded_again_until_its_row_changes_or_time_passes(
+    tmp_path: Path,
+    register: Register,
+    versions_client: AsyncClient,
+    engine: AsyncEngine,
+    digit: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import example_app.services.model_registry as registry_module
+
+    loads: list[str] = []
+
+    def counted(row: VersionRow, roots: list[Path]) -> LoadedModel:
+        loads.append(row.artifact_path)
+        return load_checked(row, roots)
+
+    monkeypatch.setattr(registry_module, "load_checked", counted)
+    broken, good = tmp_path / "digits-1.0.8", tmp_path / "good-1.0.8"
+    copy_of_digits(broken, "1.0.8")
+    copy_of_digits(good, "1.0.8")
+    await register(broken)
+    onnx = broken / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-100])  # spoilt after it was registered
+
+    async def predict() -> int:
+        response = await versions_client.post(path("predict"), params={"version": "1.0.8"}, json=digit)
+        return response.status_code
+
+    assert [await predict() for _ in range(3)] == [503, 503, 503]
+    assert loads == [str(broken)]  # tried once: the next two are answered from the failure
+    monkeypatch.setattr(registry_module, "FAILED_LOAD_SECONDS", 0.0)  # the bound has passed
+    assert await predict() == 503
+    assert loads == [str(broken)] * 2
+    monkeypatch.setattr(registry_module, "FAILED_LOAD_SECONDS", 3600.0)
+    async with engine.begin() as conn:  # the row changes (repaired): tried again at once
+        await conn.execute(
+            text("UPDATE model_versions SET artifact_path = :p WHERE name = 'digits' AND version = '1.0.8'"),
+            {"p": str(good)},
+        )
+    assert await predict() == 200
+    assert loads == [str(broken)] * 2 + [str(good)]
+
+
+@pytest.mark.pattern("LC01")
 async def test_an_artifact_is_loaded_only_with_its_registered_checksum(tmp_path: Path) -> None:
     folder = tmp_path / "digits"
     copy_of_digits(folder, "1.0.0")

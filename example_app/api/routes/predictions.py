@@ -45,7 +45,7 @@ async def predict(
     background: BackgroundTasks,
 ) -> PredictionResponse:
     check_rows(model, [body.pixels], lambda _: ("body", "pixels"))  # this version's contract
-    ref, latency_ms, (result,) = await service.predict(model, [body.pixels])
+    ref, latency_ms, result = await service.predict_one(model, body.pixels)  # micro-batched (LC06)
     if shadow is not None:  # queued once the answer is sent (services/shadow.py)
         background.add_task(shadow.after, [body.pixels], [result.id])
     return PredictionResponse(**result.model_dump(), model=ref, latency_ms=latency_ms)
