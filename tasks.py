@@ -492,6 +492,7 @@ BENCHMARKS = {
     "log-reading": "bench.log_reading",  # ML05, ML08: keyset vs OFFSET; export streamed vs built whole
     "observability": "bench.observability",  # OB07: metrics and traces against neither, same run
     "drift": "bench.drift",  # LC05: drift reports on shifted and unshifted inputs (no load, no wrk)
+    "shadow": "bench.shadow",  # LC03: the shadow report of a served app, every prediction shadowed
     "model-artifact": "bench.model_artifact",  # ONNX against joblib: load time, latency by batch size
 }
 

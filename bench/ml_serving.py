@@ -10,6 +10,11 @@
 2. Batching, on the app's choice: 1,000 rows in one POST /predictions/batch against 1,000
    POST /predictions; and the 1,000 rows of the prediction log written by the service's one
    INSERT against the ORM (one flush of 1,000 objects; a flush per row), with the INSERTs counted.
+3. Micro-batching (LC06): wrk keeps `connections` clients posting single predictions (polite on
+   a 503, as above) while one client GETs /health every 10 ms, the same run, against the app
+   with micro-batching off (each single its own call and INSERT, one admitted at a time), off
+   with as many singles admitted as a batch holds (what admission alone gives), on as the app
+   sets it, and on with a shorter wait. Ratios are against micro-batching off; the goal is 3x.
 
 The rows are the digits data the model was trained on. What the app's gc.freeze() at start-up
 is worth (the app without it) is a recorded run of its own: bench/results/ml_serving_ladder.txt.
@@ -41,6 +46,21 @@ APP_LIMIT: int = Settings.model_fields["INFERENCE_CONCURRENCY"].default
 ADMITTED: int = Settings.model_fields["PREDICTION_MAX_IN_PROGRESS"].default
 PROCESSES = 2  # one per core of the machine the figures were recorded on
 APP_CHOICE = f"threadpool, limit {APP_LIMIT}"
+BATCH_WAIT_MS: float = Settings.model_fields["MODEL_BATCH_WAIT_MS"].default
+BATCH_MAX_ROWS: int = Settings.model_fields["MODEL_BATCH_MAX_ROWS"].default
+SINGLES_GOAL = 3.0  # single predictions/s micro-batched, against not batched
+NOT_BATCHED, BATCHED = "not batched", f"micro-batched, {BATCH_WAIT_MS:g} ms, {BATCH_MAX_ROWS} rows"
+SINGLE_VARIANTS = (
+    h.Variant(NOT_BATCHED, {"MODEL_BATCH_WAIT_MS": "0"}),
+    h.Variant(
+        f"not batched, {BATCH_MAX_ROWS} admitted",
+        {"MODEL_BATCH_WAIT_MS": "0", "PREDICTION_MAX_IN_PROGRESS": str(BATCH_MAX_ROWS * ADMITTED)},
+    ),
+    h.Variant(BATCHED),
+    h.Variant(
+        f"micro-batched, {BATCH_WAIT_MS / 5:g} ms wait", {"MODEL_BATCH_WAIT_MS": str(BATCH_WAIT_MS / 5)}
+    ),
+)
 VARIANTS = (
     h.Variant("on the event loop", {"BENCH_INFERENCE": "on-loop"}, "bench.ml_serving:create_app"),
     h.Variant(APP_CHOICE),
@@ -135,6 +155,15 @@ def batch_load(rows: list[list[float]], token: str) -> h.Load:
     lua += f'  return wrk.format("POST", "{BATCH}", nil, bodies[n])\nend'
     headers = {"Content-Type": "application/json", "Authorization": token}
     return h.Load(f"POST /predictions/batch ({BATCH_ROWS} rows)", lua=lua, headers=headers, retry_after=True)
+
+
+def single_load(rows: list[list[float]], token: str) -> h.Load:
+    """wrk posts one row per request, BODIES rows in turn."""
+    items = ",\n".join(f"[==[{json.dumps({'pixels': rows[k]})}]==]" for k in range(BODIES))
+    lua = f"local bodies = {{\n{items}\n}}\nlocal n = 0\nrequest = function()\n  n = n % #bodies + 1\n"
+    lua += f'  return wrk.format("POST", "{PREDICT}", nil, bodies[n])\nend'
+    headers = {"Content-Type": "application/json", "Authorization": token}
+    return h.Load("POST /predictions (1 row)", lua=lua, headers=headers, retry_after=True)
 
 
 async def batch_vs_single(base: str, token: str, rows: list[list[float]]) -> list[dict[str, Any]]:
@@ -261,6 +290,11 @@ def run(
             variants, {"batch": load}, db.env(), seconds=seconds, connections=connections, rounds=rounds,
             warmup=warmup, probe=HEALTH, before=lambda: db.sql("TRUNCATE predictions"), check=answers_a_batch,
         )  # fmt: skip
+        singles = h.compare(
+            SINGLE_VARIANTS, {"single": single_load(rows, token)}, db.env(), seconds=seconds,
+            connections=connections, rounds=rounds, warmup=warmup, probe=HEALTH,
+            before=lambda: db.sql("TRUNCATE predictions"),
+        )  # fmt: skip
         with h.Server(db.env()) as app, h.Probe(app.base, HEALTH) as idle:
             time.sleep(seconds)
         with h.Server(db.env()) as app:
@@ -276,9 +310,20 @@ def run(
         }
         for m in measures
     ]  # fmt: skip
+    single_rows = [
+        {
+            "variant": m.variant, "app_choice": m.variant == BATCHED, "baseline": m.variant == NOT_BATCHED,
+            "ok_per_s": m.ok_per_s, "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
+            "health_p50_ms": m.probe_p50_ms, "health_p99_ms": m.probe_p99_ms, "health_requests": m.probe_n,
+            "errors": m.errors, "shed": m.shed, "cpu_ms_per_request": m.cpu_ms,
+        }
+        for m in singles
+    ]  # fmt: skip
     return {
         "postgres": db.postgres, "seconds": seconds, "connections": connections, "rounds": rounds,
         "goal_ms": GOAL_MS, "batch_rows": BATCH_ROWS, "placement": placement,
+        "singles": single_rows, "singles_goal": SINGLES_GOAL, "batch_wait_ms": BATCH_WAIT_MS,
+        "batch_max_rows": BATCH_MAX_ROWS,
         "idle_health_p50_ms": h.percentile(idle.latencies_ms, 50),
         "idle_health_p99_ms": h.percentile(idle.latencies_ms, 99),
         "requests": requests, "inserts": inserts,
@@ -313,6 +358,7 @@ def report(data: dict[str, Any]) -> str:
         f"Goal (/health p99 < {GOAL_MS:.0f} ms with {data['connections']} prediction clients, app's choice): "
         f"{verdict}, {base['health_p99_ms']:.1f} ms",
     ]
+    lines += ["", *singles_report(data)]
     for title, ways in (
         ("Batch vs single requests (app's choice, same rows)", data["requests"]),
         ("Prediction log: writing the rows (app's engine and session)", data["inserts"]),
@@ -329,4 +375,45 @@ def report(data: dict[str, Any]) -> str:
 def main(seconds: int = 8, connections: int = 32, record: bool = False) -> None:
     started = h.Record("ml_serving")
     data = run(seconds, connections)
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+    batching = {"ml_serving_batching": "\n".join(singles_report(data))}  # the Micro-batching page's
+    started.write(report(data), data, postgres=data["postgres"], record=record, sections=batching)
+
+
+def singles_report(data: dict[str, Any]) -> list[str]:
+    singles = data.get("singles")
+    if not singles:  # a record from before the micro-batching rows
+        return []
+    base = next(p for p in singles if p["baseline"])
+    app = next(p for p in singles if p["app_choice"])
+    lines = [
+        f"Single predictions: wrk -c{data['connections']} POST /predictions (1 row each) while one client "
+        f"GETs /health every 10 ms; micro-batching: MODEL_BATCH_WAIT_MS, MODEL_BATCH_MAX_ROWS",
+        "",
+        f"{'variant':34} {'ok/s':>6} {'p50':>8} {'p99':>8} {'/health p99':>12} {'(n)':>5} {'CPU/req':>8} "
+        f"{'shed':>6} {'errors':>6} {'ok/s vs not batched':>20}",
+    ]
+    for p in singles:
+        lines.append(
+            f"{p['variant'] + (' (app)' if p['app_choice'] else ''):34} {p['ok_per_s']:6.0f} "
+            f"{p['p50_ms']:5.1f} ms {p['p99_ms']:5.0f} ms {p['health_p99_ms']:9.1f} ms "
+            f"{p['health_requests']:5d} "
+            f"{p['cpu_ms_per_request']:5.2f} ms {p['shed']:6d} {p['errors']:6d} "
+            f"{h.ratio(p['ok_per_s'], base['ok_per_s']):>20}"
+        )
+    ratio = app["ok_per_s"] / base["ok_per_s"] if base["ok_per_s"] else 0.0
+    goal, ms = data["singles_goal"], data["goal_ms"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines += [
+        "",
+        "ok/s: answered 200; shed: answered 503 + Retry-After by the admission limit (the client waits).",
+        f"Goal (single predictions/s micro-batched >= {goal:g}x not batched): {verdict(ratio >= goal)}, "
+        f"{ratio:.2f}x",
+        f"Goal (p99 of the single predictions < {ms:.0f} ms, micro-batched): {verdict(app['p99_ms'] < ms)}, "
+        f"{app['p99_ms']:.1f} ms",
+        f"Goal (/health p99 < {ms:.0f} ms, micro-batched): {verdict(app['health_p99_ms'] < ms)}, "
+        f"{app['health_p99_ms']:.1f} ms",
+    ]
+    return lines

@@ -197,6 +197,42 @@ def ml_serving(data: Data) -> str:
     return render("ML serving: where inference runs, and what batching buys", subtitle, panels)
 
 
+def ml_serving_batching(data: Data) -> str:
+    """Single predictions with micro-batching off and on (bench/ml_serving.py, LC06)."""
+    singles, goal_ms = data["singles"], float(data["goal_ms"])
+    base = next(p for p in singles if p["baseline"])
+
+    def name(p: Data) -> str:
+        return str(p["variant"]) + (" (app)" if p["app_choice"] else "")
+
+    def bars(key: str, text: Callable[[float], str]) -> tuple[Bar, ...]:
+        return tuple(Bar(name(p), float(p[key]), text(float(p[key])), p["app_choice"]) for p in singles)
+
+    goal = float(data["singles_goal"]) * base["ok_per_s"]
+    panels = [
+        Panel(
+            f"Single predictions/s answered, {data['connections']} clients (higher is better)",
+            bars("ok_per_s", lambda v: f"{v:,.0f}/s"),
+            goal,
+            f"goal: {data['singles_goal']:g}\u00d7 not batched",
+        ),
+        Panel(
+            "p99 of the single predictions (lower is better)",
+            bars("p99_ms", _ms),
+            goal_ms,
+            f"goal: {goal_ms:.0f} ms",
+        ),
+        Panel(
+            "p99 of GET /health meanwhile (lower is better)",
+            bars("health_p99_ms", _ms),
+            goal_ms,
+            f"goal: {goal_ms:.0f} ms",
+        ),
+    ]
+    subtitle = recorded(data, f"{data['rounds']} \u00d7 {data['seconds']} s per variant")
+    return render("Micro-batching: single predictions under load", subtitle, panels)
+
+
 def hot_path(data: Data) -> str:
     got = {(m["variant"], m["load"]): m["requests_per_s"] for m in data["measures"]}
     by_id = [Bar(v, r, _rps(r), v == "app") for (v, load), r in got.items() if load == "by-id"]
@@ -354,6 +390,35 @@ def drift(data: Data) -> str:
     return render("Drift reports: the same digits, altered or not", subtitle, panels)
 
 
+def shadow_report(data: Data) -> str:
+    """The recorded shadow report (bench/shadow.py): agreement and latency per version pair."""
+    pairs = data["report"]["pairs"]
+
+    def pair(p: Data) -> str:
+        return f"{p['candidate_version']} shadowing {p['production_version']}"
+
+    agreement = tuple(
+        Bar(pair(p), p["agreement"] * 100, f"{p['agreement']:.1%} of {p['rows']:,}", True) for p in pairs
+    )
+    latency = tuple(
+        Bar(
+            f"{p[f'{side}_version']} ({side}), {q}",
+            p[f"{side}_latency"][f"{q}_ms"],
+            _ms(p[f"{side}_latency"][f"{q}_ms"]),
+            side == "candidate",
+        )
+        for p in pairs
+        for side in ("production", "candidate")
+        for q in ("p50", "p95")
+    )
+    panels = [
+        Panel("Same label as production, % of the shadowed rows", agreement),
+        Panel("latency_ms in the log (production's includes its wait for a thread and its batch)", latency),
+    ]
+    subtitle = recorded(data, f"{data['requests']} single predictions, every one shadowed")
+    return render("The shadow report: a candidate on production's traffic", subtitle, panels)
+
+
 CELL = 14  # one pixel of a digit in the drift grid
 
 
@@ -406,6 +471,7 @@ CHARTS = tuple(
     Chart(source, f"assets/charts/{draw.__name__}.svg", draw)
     for source, draw in (
         ("ml_serving", ml_serving),
+        ("ml_serving", ml_serving_batching),
         ("hot_path", hot_path),
         ("hot_path_ladder", hot_path_ladder),
         ("scale_out", scale_out),
@@ -414,6 +480,7 @@ CHARTS = tuple(
         ("vector_search", vector_search),
         ("drift", drift),
         ("drift", drift_pixels),
+        ("shadow", shadow_report),
     )
 )
 
@@ -450,6 +517,18 @@ def ml_serving_figures(data: Data) -> dict[str, str]:
         if row := p.get(name):
             found[f"{key}_p99"] = _seconds(row["health_p99_ms"])
             found[f"{key}_p99_ratio"] = f"{row['health_p99_ms'] / app['health_p99_ms']:.1f}"
+    if singles := data.get("singles"):  # micro-batching (LC06)
+        base = next(row for row in singles if row["baseline"])
+        batched = next(row for row in singles if row["app_choice"])
+        admitted = next(row for row in singles if not row["baseline"] and "not batched" in row["variant"])
+        found["singles_ratio"] = f"{batched['ok_per_s'] / base['ok_per_s']:.1f}"
+        found["singles_admitted_ratio"] = f"{admitted['ok_per_s'] / base['ok_per_s']:.1f}"
+        found["singles_batched_rate"] = f"{batched['ok_per_s']:,.0f}"
+        found["singles_base_rate"] = f"{base['ok_per_s']:,.0f}"
+        found["singles_p99"] = _ms(batched["p99_ms"])
+        found["singles_health_p99"] = _ms(batched["health_p99_ms"])
+        found["singles_cpu"] = f"{batched['cpu_ms_per_request']:.2f} ms"
+        found["singles_base_cpu"] = f"{base['cpu_ms_per_request']:.2f} ms"
     found["batch_speedup"] = f"{requests[0]['rows_per_s'] / requests[1]['rows_per_s']:.0f}"
     found["per_row_slowdown"] = f"{inserts[0]['rows_per_s'] / inserts[2]['rows_per_s']:.1f}"
     return found

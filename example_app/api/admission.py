@@ -23,7 +23,6 @@ from example_app.api.errors import RETRY_AFTER_SECONDS, error_body
 from example_app.api.metrics import SHED_ADMISSION
 
 
-# --8<-- [start:admission]
 @dataclass
 class AdmissionLimit:
     """How many places, and how many shares of them are taken: one event loop per process, no lock."""
@@ -87,8 +86,6 @@ class Admission:
             await self.app(scope, receive, send_then_release)
         finally:
             release()
-
-    # --8<-- [end:admission]
 
     async def _shed(self, send: Send) -> None:
         if self.shed is not None:

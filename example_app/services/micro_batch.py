@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,8 @@ class MicroBatcher:
         batch = self._open.get(model)
         if batch is None:  # the first row opens a batch, and its task starts the clock
             batch = self._open[model] = _Batch()
-            task = asyncio.create_task(self._collect(model, batch), name="micro-batch")
+            # A context of its own: the batch is no one request's (no request id, no parent span).
+            task = asyncio.create_task(self._collect(model, batch), name="micro-batch", context=Context())
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         batch.waiting.append(waiting)

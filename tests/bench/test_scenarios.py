@@ -21,6 +21,7 @@ from bench import (
     observability,
     profile,
     scale_out,
+    shadow,
     vector_search,
 )
 
@@ -72,7 +73,7 @@ def test_the_profile_splits_each_servers_cpu_by_layer() -> None:
     assert app["SQLAlchemy: Core, engine, results"] > 0 < core["SQLAlchemy: Core, engine, results"]
 
 
-@pytest.mark.pattern("ML02", "ML04")
+@pytest.mark.pattern("ML02", "ML04", "LC06")
 def test_ml_serving_runs_every_placement_and_comparison() -> None:
     data = ml_serving.run(seconds=1, connections=4, rounds=1, warmup=0, log_rows=50)
     assert [p["variant"] for p in data["placement"]] == [v.name for v in ml_serving.VARIANTS]
@@ -84,6 +85,21 @@ def test_ml_serving_runs_every_placement_and_comparison() -> None:
     # The statement count is measured, not assumed: the service writes a batch in one INSERT.
     assert [r["statements"] for r in data["inserts"]] == [1, 1, 50]
     assert "Goal (/health p99 < 50 ms" in ml_serving.report(data)
+    # Micro-batching: single predictions with it off and on, the same run, against the 3x goal.
+    assert [p["variant"] for p in data["singles"]] == [v.name for v in ml_serving.SINGLE_VARIANTS]
+    assert [p["baseline"] for p in data["singles"]] == [True, False, False, False]
+    assert sum(p["ok_per_s"] for p in data["singles"]) > 0
+    assert all(p["health_requests"] > 0 for p in data["singles"])
+    assert "Goal (single predictions/s micro-batched >= 3x not batched)" in ml_serving.report(data)
+
+
+@pytest.mark.pattern("LC03")
+def test_shadow_serves_every_prediction_shadowed_and_records_the_report() -> None:
+    data = shadow.run(limit=40)
+    [pair] = data["report"]["pairs"]
+    assert (pair["production_version"], pair["candidate_version"], pair["rows"]) == ("1.0.0", "2.0.0", 40)
+    assert 0 <= pair["agreeing"] <= 40
+    assert "shadow-report?last=40" in shadow.table(data)
 
 
 def test_scale_out_runs_each_configuration_and_each_client_edits_its_own_post() -> None:

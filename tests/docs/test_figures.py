@@ -72,12 +72,19 @@ ALLOWED: dict[str, dict[str, str]] = {
         "4 s": "the restart backoff's third wait",
         "30 s": "the restart backoff's longest wait, and the pool's",
     },
-    "ml/versions.md": {
-        "100 %": "the shadow share the tests set",
+    "ml/versions.md": {"30 s": "FAILED_LOAD_SECONDS, a constant of the registry"},
+    "ml/shadow-canary.md": {
+        "100 %": "the shadow share the tests and the benchmark set",
         "0 %": "the shadow share the tests set",
         "30 %": "the shadow share the tests set",
     },
+    "ml/micro-batching.md": {
+        "100 ms": "MODEL_BATCH_WAIT_MS's upper bound",
+        "0 ms": "MODEL_BATCH_WAIT_MS's value that turns batching off",
+        "10 ms": "the probe's interval",
+    },
     "ml/limits.md": {
+        "5 ms": "MODEL_BATCH_WAIT_MS's default",
         "2 MiB": "MAX_REQUEST_BODY_BYTES's default",
         "5 s": "INFERENCE_TIMEOUT's default",
         "10 s": "REFUSED_BODY_DRAIN_SECONDS's default",

@@ -1,0 +1,107 @@
+"""The shadow report (LC03) of a served app, recorded for the Shadow and canary page and its chart.
+
+`python3 tasks.py bench --name shadow --record`. On a scratch database (BENCH_DATABASE_URL, else a
+throwaway server) migrated by Alembic: a candidate, digits 2.0.0, is registered behind the alias
+`candidate` (the one the shadow tests use: the digits model's contract, learnt from 100 digits
+only, so it disagrees with production on some rows); the app is served by uvicorn with
+MODEL_SHADOW_PERCENT=100; one client sends the held-out split of the digits data as single
+predictions; once every shadow is logged, GET /models/digits/shadow-report answers, and its
+answer is the record. With --record, writes bench/results/shadow.txt and shadow.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import harness as h
+
+CANDIDATE_VERSION = "2.0.0"
+
+
+async def register_candidate(database_url: str, folder: Path) -> None:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from example_app.core.config import load_settings
+    from example_app.core.database import create_engine
+    from example_app.services.model_version import register_version, set_alias
+    from tests.ml.artifacts import coarse_digits_model  # the shadow tests' candidate
+
+    manifest = coarse_digits_model(folder, CANDIDATE_VERSION)
+    engine = create_engine(load_settings(DATABASE_URL=database_url))
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as db:
+            await register_version(db, manifest, folder)
+            await set_alias(db, manifest.name, "candidate", manifest.version)
+    finally:
+        await engine.dispose()
+
+
+def run(timeout: float = 120, limit: int | None = None) -> dict[str, Any]:
+    """`limit`: the first rows of the held-out split only (a quick run)."""
+    from example_app.core.config import APP_DIR
+    from example_app.ml.training import load_split
+
+    _, x_test, _, _ = load_split()
+    rows = [[float(v) for v in row] for row in x_test[:limit]]
+    with h.database() as db, tempfile.TemporaryDirectory() as tmp:
+        h.seed_posts(db, 1, 0)
+        [token] = h.bearer(db, [1])
+        asyncio.run(register_candidate(db.url, Path(tmp) / f"digits-{CANDIDATE_VERSION}"))
+        roots = json.dumps([str(APP_DIR / "ml" / "artifacts"), tmp])
+        env = db.env(MODEL_SHADOW_PERCENT="100", MODEL_ROOTS=roots)
+        with (
+            h.Server(env) as server,
+            httpx.Client(base_url=server.base, headers={"Authorization": token}) as client,
+        ):
+            for row in rows:
+                answer = client.post(f"{h.PREFIX}/predictions", json={"pixels": row}, timeout=30)
+                if answer.status_code != 200:
+                    raise SystemExit(
+                        f"bench: a prediction answered {answer.status_code}: {answer.text[:300]}"
+                    )
+            deadline, report = time.monotonic() + timeout, {}
+            while time.monotonic() < deadline:  # the shadows are logged after the answers
+                report = client.get(
+                    f"{h.PREFIX}/models/digits/shadow-report", params={"last": len(rows)}
+                ).json()
+                if report.get("rows") == len(rows):
+                    break
+                time.sleep(0.5)
+            else:
+                raise SystemExit(f"bench: {report.get('rows')} of {len(rows)} predictions shadowed in time")
+    return {"postgres": db.postgres, "requests": len(rows), "report": report}
+
+
+def table(data: dict[str, Any]) -> str:
+    report = data["report"]
+    lines = [
+        f"Shadow report of the served app: {data['requests']} single predictions (the held-out split), "
+        "every one shadowed (MODEL_SHADOW_PERCENT=100)",
+        f"GET /api/v1/models/digits/shadow-report?last={data['requests']}",
+        "",
+        f"{'production':>10} {'candidate':>10} {'rows':>6} {'agreeing':>9} {'agreement':>10} "
+        f"{'production p50/p95':>19} {'candidate p50/p95':>18}",
+    ]
+    for pair in report["pairs"]:
+        p, c = pair["production_latency"], pair["candidate_latency"]
+        lines.append(
+            f"{pair['production_version']:>10} {pair['candidate_version']:>10} {pair['rows']:6d} "
+            f"{pair['agreeing']:9d} {pair['agreement']:10.1%} "
+            f"{p['p50_ms']:8.2f} / {p['p95_ms']:5.2f} ms {c['p50_ms']:7.2f} / {c['p95_ms']:5.2f} ms"
+        )
+    lines += ["", json.dumps(report, indent=2)]
+    return "\n".join(lines)
+
+
+def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
+    """`python3 tasks.py bench --name shadow` (seconds and connections do not apply)."""
+    started = h.Record("shadow")
+    data = run()
+    started.write(table(data), data, postgres=data["postgres"], record=record)
