@@ -149,6 +149,8 @@ def normalise(name: str, value: Any) -> object:
     """A setting's value as a page would state it: bytes for sizes, seconds for times."""
     if name.endswith("_KIB"):
         return float(value) * 1024
+    if name.endswith("_MS"):
+        return float(value) / 1000
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
