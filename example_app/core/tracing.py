@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.resources import Resource
@@ -26,9 +27,13 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.util.http import parse_excluded_urls
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import ASGIApp
 
 from example_app.core.config import TracesExporter
+from example_app.core.trace_sampling import EdgeTraceIds, SampledAtTheEdge
 
 SERVICE = "fastapi-ml-guide"  # the service name unless OTEL_SERVICE_NAME says another
 # Probes and scrapes come every few seconds from machines, not users: a trace each is noise.
@@ -52,7 +57,9 @@ class Tracing:
         span's end; the others in batches, from a thread, off the request's path."""
         if exporter is None and exporter_name == "none":
             return None
-        provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))  # env wins
+        # The sampler is OTEL_TRACES_SAMPLER's; the ids let the edge's decision stand (trace_sampling.py).
+        resource = Resource.create({"service.name": SERVICE})  # OTEL_SERVICE_NAME wins
+        provider = TracerProvider(resource=resource, id_generator=EdgeTraceIds())
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
@@ -60,11 +67,24 @@ class Tracing:
         return cls(provider)
 
     def instrument_app(self, app: FastAPI) -> None:
-        """The server span of each request, around every middleware of the app."""
+        """The server span of each sampled request, around every middleware of the app; an
+        unsampled request skips the instrumentation (trace_sampling.py)."""
         # No spans of their own for each ASGI message sent and received: one per request is enough.
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=self.provider, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
         )
+        build_traced = app.build_middleware_stack  # Starlette's hook, as the instrumentor wraps it
+
+        def build_middleware_stack() -> ASGIApp:
+            traced = build_traced()  # ServerErrorMiddleware(OpenTelemetryMiddleware(the app's stack))
+            middleware = traced.app if isinstance(traced, ServerErrorMiddleware) else None
+            if not isinstance(middleware, OpenTelemetryMiddleware):
+                raise RuntimeError(f"FastAPI's instrumentation built an unexpected stack: {traced!r}")
+            sampler, ids = self.provider.sampler, self.provider.id_generator
+            assert isinstance(ids, EdgeTraceIds)
+            return SampledAtTheEdge(traced, middleware.app, sampler, ids, parse_excluded_urls(UNTRACED))
+
+        app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
         """A span per SQL statement on this engine (listeners of its own; none on other engines)."""
