@@ -18,7 +18,7 @@ from opentelemetry import context, trace
 from opentelemetry.instrumentation.asgi import asgi_getter
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.propagate import extract
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.util.http import ExcludeList
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,10 +45,11 @@ class EdgeTraceIds(RandomIdGenerator):
 
 # --8<-- [start:edge]
 class SampledAtTheEdge:
-    """`traced`: the app inside OpenTelemetry's middleware; `untraced`: the same app without it."""
+    """`traced`: the app inside OpenTelemetry's middleware; `untraced`: the same app without it;
+    `sampler` and `ids`: the tracer provider's (its ids an EdgeTraceIds)."""
 
     def __init__(
-        self, traced: ASGIApp, untraced: ASGIApp, sampler: Sampler, ids: EdgeTraceIds, excluded: ExcludeList
+        self, traced: ASGIApp, untraced: ASGIApp, sampler: Sampler, ids: IdGenerator, excluded: ExcludeList
     ) -> None:
         self.traced, self.untraced = traced, untraced
         self.sampler, self.ids, self.excluded = sampler, ids, excluded

@@ -57,7 +57,7 @@ class Tracing:
         span's end; the others in batches, from a thread, off the request's path."""
         if exporter is None and exporter_name == "none":
             return None
-        # The sampler is OTEL_TRACES_SAMPLER's; the ids let the edge's decision stand (trace_sampling.py).
+        # Its sampler is OTEL_TRACES_SAMPLER's; its ids let the edge's decision stand (trace_sampling.py).
         resource = Resource.create({"service.name": SERVICE})  # OTEL_SERVICE_NAME wins
         provider = TracerProvider(resource=resource, id_generator=EdgeTraceIds())
         if exporter is not None:
@@ -80,8 +80,7 @@ class Tracing:
             middleware = traced.app if isinstance(traced, ServerErrorMiddleware) else None
             if not isinstance(middleware, OpenTelemetryMiddleware):
                 raise RuntimeError(f"FastAPI's instrumentation built an unexpected stack: {traced!r}")
-            sampler, ids = self.provider.sampler, self.provider.id_generator
-            assert isinstance(ids, EdgeTraceIds)
+            sampler, ids = self.provider.sampler, self.provider.id_generator  # OTEL_TRACES_SAMPLER's
             return SampledAtTheEdge(traced, middleware.app, sampler, ids, parse_excluded_urls(UNTRACED))
 
         app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
