@@ -23,6 +23,7 @@ from bench import harness as h
 POSTS = 1_000
 TOKEN = "bench-metrics-reader-" + "x" * 24
 GOAL = 0.95  # each step keeps at least this share of the throughput of the step before it
+STEPS = [("metrics", "off"), ("metrics + traces 1 %", "metrics")]  # (a variant, its base): the budgets
 ROWS = [[float((i * 7 + j) % 17) for j in range(64)] for i in range(16)]  # pixels in 0..16
 
 
@@ -87,10 +88,9 @@ def otlp_sink() -> Iterator[str]:
 
 def verdicts(measures: list[h.Measure]) -> list[str]:
     got = {(m.variant, m.load): m.requests_per_s for m in measures}
-    steps = [("metrics", "off"), ("metrics + traces 1 %", "metrics")]
     lines = []
     for load in ("by-id", "predict"):
-        for variant, base in steps:
+        for variant, base in STEPS:
             if (value := got.get((variant, load))) and (before := got.get((base, load))):
                 share = value / before
                 verdict = "within" if share >= GOAL else "over"
@@ -109,7 +109,8 @@ def run(seconds: int, connections: int, rounds: int = 2, warmup: int = 2) -> dic
         env = db.env(PREDICTION_MAX_IN_PROGRESS="1000")
         measures = h.compare(variants(sink), loads(token), env, seconds=seconds, connections=connections,
                              rounds=rounds, warmup=warmup)  # fmt: skip
-        return {**h.results(db, measures, loads(token)), "spans_exported": _Sink.received > 0}
+        run = {"rounds": rounds, "seconds": seconds, "connections": connections, "goal": GOAL, "steps": STEPS}
+        return {**h.results(db, measures, loads(token), **run), "spans_exported": _Sink.received > 0}
 
 
 def report(data: dict[str, Any]) -> str:

@@ -451,6 +451,43 @@ def drift_pixels(data: Data) -> str:
     return _svg("Where the drift is: PSI of each pixel", recorded(data), top + grid + 34 + PAD, body)
 
 
+def _steps(data: Data) -> list[tuple[str, str, str, float]]:
+    """(load, variant, base, the variant's throughput over the base's): the budgeted steps of
+    bench/observability.py, then full tracing against the metrics."""
+    rps = {(m["variant"], m["load"]): m["requests_per_s"] for m in data["measures"]}
+    steps = [*data["steps"], ("metrics + traces 100 %", "metrics")]
+    return [(load, v, b, rps[(v, load)] / rps[(b, load)]) for load in data["loads"] for v, b in steps]
+
+
+def observability(data: Data) -> str:
+    goal, loads = float(data["goal"]), list(data["loads"])
+    cpu = Panel(
+        "CPU per request, ms (lower is better)",
+        tuple(
+            Bar(
+                f"{m['load']}: {m['variant']}",
+                m["cpu_ms"],
+                _ms(m["cpu_ms"]),
+                m["variant"] == "metrics + traces 1 %",
+            )
+            for m in sorted(data["measures"], key=lambda m: loads.index(m["load"]))
+        ),
+    )
+    kept = Panel(
+        "Throughput kept by each step, against the step before it",
+        tuple(
+            Bar(f"{load}: {v.removeprefix('metrics + ')} vs {b}", share, f"{share:.2f}\u00d7", "1 %" in v)
+            for load, v, b, share in _steps(data)
+        ),
+        goal,
+        f"budget: {goal:g}\u00d7",
+    )
+    subtitle = recorded(
+        data, f"wrk -c{data['connections']}, {data['rounds']} \u00d7 {data['seconds']} s each"
+    )
+    return render("What observability costs: metrics, and traces sampled at the edge", subtitle, [cpu, kept])
+
+
 @dataclass(frozen=True)
 class Chart:
     source: str  # the recorded JSON's name in bench/results/
@@ -481,6 +518,7 @@ CHARTS = tuple(
         ("drift", drift),
         ("drift", drift_pixels),
         ("shadow", shadow_report),
+        ("observability", observability),
     )
 )
 
@@ -639,6 +677,14 @@ def vector_search_figures(data: Data) -> dict[str, str]:
     }
 
 
+def observability_figures(data: Data) -> dict[str, str]:
+    """`<metrics|traces|full>_<load>`: the throughput the step keeps, e.g. "0.97\u00d7"."""
+    names = {"metrics": "metrics", "metrics + traces 1 %": "traces", "metrics + traces 100 %": "full"}
+    return {
+        f"{names[v]}_{load.replace('-', '_')}": f"{share:.2f}\u00d7" for load, v, _, share in _steps(data)
+    }
+
+
 FIGURES: dict[str, Callable[[Data], dict[str, str]]] = {
     "ml_serving": ml_serving_figures,
     "ml_serving_ladder": ml_serving_figures,
@@ -648,6 +694,7 @@ FIGURES: dict[str, Callable[[Data], dict[str, str]]] = {
     "vector_search": vector_search_figures,
     "hot_path": hot_path_figures,
     "hot_path_profile": profile_figures,
+    "observability": observability_figures,
     "model_artifact": lambda data: {"onnx_size": f"{data['sizes']['onnx'] / 1e6:.1f} MB"},
 }
 

@@ -11,16 +11,16 @@ same trace id, so the sampler answers it the same; an unsampled one goes straigh
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from typing import Any, cast
 
 from opentelemetry import context, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.instrumentation.asgi import asgi_getter
-from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.propagate import extract
+from opentelemetry.propagate import extract, get_global_textmap
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
-from opentelemetry.util.http import ExcludeList
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _drawn: ContextVar[int | None] = ContextVar("edge_trace_id", default=None)
@@ -46,24 +46,35 @@ class EdgeTraceIds(RandomIdGenerator):
 # --8<-- [start:edge]
 class SampledAtTheEdge:
     """`traced`: the app inside OpenTelemetry's middleware; `untraced`: the same app without it;
-    `sampler` and `ids`: the tracer provider's (its ids an EdgeTraceIds)."""
+    `sampler` and `ids`: the tracer provider's (its ids an EdgeTraceIds); `excluded`: the paths
+    never traced (probes, scrapes)."""
 
     def __init__(
-        self, traced: ASGIApp, untraced: ASGIApp, sampler: Sampler, ids: IdGenerator, excluded: ExcludeList
+        self,
+        traced: ASGIApp,
+        untraced: ASGIApp,
+        sampler: Sampler,
+        ids: IdGenerator,
+        excluded: re.Pattern[str],
     ) -> None:
         self.traced, self.untraced = traced, untraced
         self.sampler, self.ids, self.excluded = sampler, ids, excluded
+        # The headers the propagators read (OTEL_PROPAGATORS; W3C's traceparent by default).
+        self.fields = {name.encode("latin-1") for name in get_global_textmap().fields}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # the lifespan: the middleware passes it through
             await self.traced(scope, receive, send)
             return
-        if self.excluded.url_disabled(scope["path"]):
-            with suppress_instrumentation():  # a probe's SQL makes no trace of its own either
-                await self.untraced(scope, receive, send)
+        if self.excluded.search(scope["path"]):
+            await self._untraced(context.get_current(), scope, receive, send)
             return
-        # An incoming `traceparent` is the parent, as the middleware would read it (W3C by default).
-        parent = extract(cast(dict[str, Any], scope), getter=asgi_getter)
+        # A caller's trace context is the parent, as the middleware would read it; most requests
+        # carry none, and the check costs less than extracting nothing.
+        carried = any(name in self.fields for name, _ in scope["headers"])
+        parent = (
+            extract(cast(dict[str, Any], scope), getter=asgi_getter) if carried else context.get_current()
+        )
         parent_ids = trace.get_current_span(parent).get_span_context()
         trace_id = parent_ids.trace_id if parent_ids.is_valid else self.ids.generate_trace_id()
         # The span's name is not known yet (the route is matched later): the method stands for it.
@@ -76,15 +87,21 @@ class SampledAtTheEdge:
             finally:
                 _drawn.reset(drawn)
             return
-        # Unsampled: a non-recording span as the parent of whatever starts a span below (the
-        # inference span): a parent-based sampler drops it too, instead of making it the root
-        # of a trace of its own. Instrumented libraries (SQLAlchemy's listener) skip their work.
+        # Unsampled: a non-recording span is the parent of whatever starts a span below (the
+        # inference span), so a parent-based sampler drops it too instead of making it the root
+        # of a trace of its own.
         span_id = self.ids.generate_span_id()
         ids = trace.SpanContext(trace_id, span_id, is_remote=False, trace_state=decision.trace_state)
-        token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(ids), parent))
+        await self._untraced(
+            trace.set_span_in_context(trace.NonRecordingSpan(ids), parent), scope, receive, send
+        )
+
+    async def _untraced(self, parent: Context, scope: Scope, receive: Receive, send: Send) -> None:
+        # Suppressed, as suppress_instrumentation() does it: instrumented libraries (SQLAlchemy's
+        # listener, per statement) return at once. One context, attached once.
+        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, parent))
         try:
-            with suppress_instrumentation():
-                await self.untraced(scope, receive, send)
+            await self.untraced(scope, receive, send)
         finally:
             context.detach(token)
 

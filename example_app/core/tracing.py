@@ -12,6 +12,7 @@ metrics: two apps in one process trace apart, and a test reads its app's spans a
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -27,7 +28,6 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.util.http import parse_excluded_urls
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
@@ -81,7 +81,9 @@ class Tracing:
             if not isinstance(middleware, OpenTelemetryMiddleware):
                 raise RuntimeError(f"FastAPI's instrumentation built an unexpected stack: {traced!r}")
             sampler, ids = self.provider.sampler, self.provider.id_generator  # OTEL_TRACES_SAMPLER's
-            return SampledAtTheEdge(traced, middleware.app, sampler, ids, parse_excluded_urls(UNTRACED))
+            return SampledAtTheEdge(
+                traced, middleware.app, sampler, ids, re.compile(UNTRACED.replace(",", "|"))
+            )
 
         app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
