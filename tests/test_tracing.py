@@ -175,6 +175,7 @@ def sampler_asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     return asked
 
 
+# --8<-- [start:unsampled_test]
 @pytest.mark.pattern("OB06")
 @pytest.mark.parametrize("sampler", [0.0], indirect=True)  # no request starts a trace
 async def test_an_unsampled_request_is_decided_once_at_its_edge(
@@ -194,6 +195,9 @@ async def test_an_unsampled_request_is_decided_once_at_its_edge(
     # The edge's decision (a root: by the method), the inference span's under its parent; no SQL's.
     assert sampler_asked == [("POST", False), ("inference", True)]
     assert exporter.get_finished_spans() == ()
+
+
+# --8<-- [end:unsampled_test]
 
 
 @pytest.mark.pattern("OB06")
