@@ -23,36 +23,48 @@ import httpx
 from bench import harness as h
 from bench.hot_path import POSTS, USERS, capture_reads
 
-# (a part of the file's path, its layer): the first that matches wins
+# (a part of the file's path, a word of the function's name or "", its layer): the first that matches
+# FastAPI tries the app's routes in turn until one matches the path: these functions do that.
+MATCHING = ("match", "scope", "effective", "routes_version")
+ROUTING = "FastAPI: finding the route among the app's"
 LAYERS = (
-    ("example_app/api/routes", "the app's routes"),
-    ("example_app/api/dependencies", "the app's dependencies"),
-    ("example_app/api/", "the app's middleware"),
-    ("example_app/services", "the app's services"),
-    ("example_app/", "the app's other code"),
-    ("bench/", "the floor's route"),
-    ("fastapi/dependencies", "FastAPI: resolving dependencies"),
-    ("fastapi/", "FastAPI: routing, validation, serializing"),
-    ("starlette/", "Starlette: routing, middleware, responses"),
-    ("pydantic", "pydantic"),
-    ("sqlmodel/", "SQLAlchemy: the session"),
-    ("sqlalchemy/orm", "SQLAlchemy: the session"),
-    ("sqlalchemy/pool", "SQLAlchemy: the pool"),
-    ("sqlalchemy/dialects", "SQLAlchemy: the asyncpg dialect"),
-    ("sqlalchemy/", "SQLAlchemy: Core, engine, results"),
-    ("asyncpg", "asyncpg"),
-    ("uvicorn", "uvicorn and httptools"),
-    ("httptools", "uvicorn and httptools"),
-    ("asyncio", "the event loop"),
-    ("uvloop", "the event loop"),
-    ("anyio", "anyio"),
+    ("example_app/api/routes", "", "the app's routes"),
+    ("example_app/api/dependencies", "", "the app's dependencies"),
+    ("example_app/api/", "", "the app's middleware"),
+    ("example_app/services", "", "the app's services"),
+    ("example_app/", "", "the app's other code"),
+    ("bench/", "", "the floor's route"),
+    ("fastapi/dependencies", "", "FastAPI: resolving dependencies"),
+    *((f"{lib}/routing", word, ROUTING) for lib in ("fastapi", "starlette") for word in MATCHING),
+    ("fastapi/_compat", "", "FastAPI: the response model"),
+    ("fastapi/routing", "serialize_response", "FastAPI: the response model"),
+    ("fastapi/", "", "FastAPI: the request's handler, telemetry"),
+    ("starlette/", "", "Starlette: middleware stack, requests, responses"),
+    ("pydantic", "", "pydantic"),
+    ("sqlmodel/", "", "SQLAlchemy: the session"),
+    ("sqlalchemy/orm", "", "SQLAlchemy: the session"),
+    ("sqlalchemy/ext/asyncio/session", "", "SQLAlchemy: the session"),
+    ("sqlalchemy/pool", "", "SQLAlchemy: the pool"),
+    ("sqlalchemy/dialects", "", "SQLAlchemy: the asyncpg dialect"),
+    ("sqlalchemy/", "", "SQLAlchemy: Core, engine, results"),
+    ("asyncpg", "", "asyncpg"),
+    ("uvicorn", "", "uvicorn and httptools"),
+    ("httptools", "", "uvicorn and httptools"),
+    ("asyncio", "", "the event loop"),
+    ("uvloop", "", "the event loop"),
+    ("anyio", "", "anyio"),
 )
 
 
-def layer(path: str) -> str:
+def layer(path: str, function: str) -> str:
     tail = path.split("site-packages/")[-1].removeprefix(f"{h.ROOT}/")  # a library's, or the project's
     return next(
-        (name for part, name in LAYERS if tail.startswith(part) or f"/{part}" in tail), "other Python"
+        (
+            name
+            for part, word, name in LAYERS
+            if (tail.startswith(part) or f"/{part}" in tail) and word in function
+        ),
+        "other Python",
     )
 
 
@@ -60,12 +72,12 @@ def by_layer(profile: Path, requests: int) -> dict[str, float]:
     """Microseconds of CPU per request, per layer."""
     stats: dict[Any, Any] = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
     found: dict[str, float] = {}
-    for (path, _, _), (_, _, own, _, callers) in stats.items():
+    for (path, _, function), (_, _, own, _, callers) in stats.items():
         if path != "~":
-            found[layer(path)] = found.get(layer(path), 0.0) + own
+            found[layer(path, function)] = found.get(layer(path, function), 0.0) + own
             continue
-        for (caller, _, _), (_, _, share, _) in callers.items():  # a C function: its callers' layers
-            found[layer(caller)] = found.get(layer(caller), 0.0) + share
+        for (caller, _, name), (_, _, share, _) in callers.items():  # a C function: its callers' layers
+            found[layer(caller, name)] = found.get(layer(caller, name), 0.0) + share
     return {name: seconds * 1e6 / requests for name, seconds in sorted(found.items(), key=lambda x: -x[1])}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -275,6 +276,22 @@ def test_a_connection_lost_in_use_is_a_503_then_the_pool_recovers(hot_app: HotAp
 # --8<-- [end:killed_connections]
 
 
+@pytest.mark.pattern("PF02")
+def test_a_get_by_id_resolves_two_dependencies_the_session_and_its_service() -> None:
+    # Each dependency FastAPI resolves costs CPU on every request: the hot read asks for what it
+    # uses and no more (get_db reads the app's resources itself, not through ResourcesDep).
+    from fastapi.routing import APIRoute
+
+    from example_app.api.dependencies import get_db, get_post_service
+    from example_app.api.routes.posts import router
+
+    def calls(dependant: Any) -> list[Any]:
+        return [c for d in dependant.dependencies for c in (d.call, *calls(d))]
+
+    [route] = [r for r in router.routes if isinstance(r, APIRoute) and r.name == "get_post"]
+    assert calls(route.dependant) == [get_post_service, get_db]
+
+
 # --- PF04: the pool's queue ----------------------------------------------------------------------
 
 
@@ -282,7 +299,6 @@ def test_a_connection_lost_in_use_is_a_503_then_the_pool_recovers(hot_app: HotAp
 @pytest.mark.pattern("PF04")
 async def test_a_returned_connection_goes_to_the_longest_waiter_not_to_a_newcomer() -> None:
     import asyncio
-    from typing import Any
 
     from sqlalchemy.util.concurrency import greenlet_spawn
     from sqlalchemy.util.queue import Empty

@@ -52,10 +52,13 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 READS = frozenset({"GET", "HEAD"})
 
 
-async def get_db(request: Request, resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     # A GET only reads, and a read needs no transaction: under READ COMMITTED, PostgreSQL's
     # default, each statement sees a snapshot of its own inside one as well. Without it there
     # is no BEGIN and no ROLLBACK: a read by primary key is one round trip. Writes get one.
+    # The resources straight from the app, not through ResourcesDep: every dependency FastAPI
+    # resolves costs CPU on each request, and this one is on nearly all of them.
+    resources: Resources = request.app.state.resources
     options = resources.read_options if request.method in READS else {}
     async with resources.sessions(execution_options=options) as session:
         yield session  # closed (and its connection returned) after the response

@@ -251,3 +251,27 @@ async def test_a_nul_name_on_the_served_app_is_a_422_not_a_500(app_server: Serve
         )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+@pytest.mark.pattern("HD03", "PF02")
+async def test_a_request_whose_body_no_route_reads_passes_the_limit_as_it_came() -> None:
+    # A GET's body is never read, so there is nothing to count: the app gets the server's own
+    # receive and send, and the most frequent requests pay nothing for the limit.
+    from example_app.api.body_limit import BodySizeLimit
+
+    seen: dict[str, object] = {}
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        seen.update(receive=receive, send=send)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: object) -> None:
+        pass
+
+    limited = BodySizeLimit(app, max_bytes=10, drain_seconds=0.1)
+    for method, passed in (("GET", True), ("HEAD", True), ("POST", False)):
+        scope = {"type": "http", "method": method, "headers": [(b"content-length", b"5")]}
+        await limited(scope, receive, send)
+        assert (seen["receive"] is receive and seen["send"] is send) is passed, method
