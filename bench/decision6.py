@@ -9,9 +9,9 @@ the query. Ratios are against the original guide's pattern.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from typing import Any
 
-from bench.harness import Measure, Record, Variant, compare, database, get, seed_posts, table
+from bench import harness as h
 from bench.patterns import Read
 
 USERS = 1_000
@@ -22,31 +22,27 @@ READ = Read(
 )
 PATTERNS = ("async-sync-session", "def-sync-session", "async-session", "raw-asyncpg")
 LOADS = {
-    f"+{ms} ms": get(f"+{ms} ms query", f'"/users/" .. math.random(1, {USERS}) .. "?sleep={ms / 1000}"')
+    f"+{ms} ms": h.get(f"+{ms} ms query", f'"/users/" .. math.random(1, {USERS}) .. "?sleep={ms / 1000}"')
     for ms in (0, 20)
 }
 
 
-def run(
-    seconds: int = 10, connections: int = 32, rounds: int = 1, warmup: int = 2
-) -> tuple[list[Measure], str]:
-    variants = [
-        Variant(p, {"BENCH_PATTERN": p, "BENCH_READS": json.dumps([READ.env()])}, "bench.patterns:create_app")
-        for p in PATTERNS
-    ]
-    with database() as db:
-        seed_posts(db, USERS, 0)
-        measures = compare(
+def run(seconds: int = 10, connections: int = 32, rounds: int = 1, warmup: int = 2) -> dict[str, Any]:
+    env = {"BENCH_READS": json.dumps([READ.env()])}
+    variants = [h.Variant(p, {"BENCH_PATTERN": p, **env}, "bench.patterns:create_app") for p in PATTERNS]
+    with h.database() as db:
+        h.seed_posts(db, USERS, 0)
+        measures = h.compare(
             variants, LOADS, db.env(), seconds=seconds, connections=connections, rounds=rounds, warmup=warmup
         )
-    return measures, db.postgres
+    return h.results(db, measures, LOADS, seconds=seconds, connections=connections)
 
 
-def main(seconds: int = 10, connections: int = 32, record: bool = False) -> None:
-    started = Record("decision6")
-    measures, postgres = run(seconds, connections)
-    text = (
-        f"Decision 6: 1 uvicorn worker, wrk -c{connections} -d{seconds}s, fetch by primary key\n\n"
-        + table(measures, PATTERNS[0], {k: v.label for k, v in LOADS.items()})
+def report(data: dict[str, Any]) -> str:
+    return (
+        f"Decision 6: 1 uvicorn worker, wrk -c{data['connections']} -d{data['seconds']}s, fetch by "
+        f"primary key\n\n{h.table(h.measured(data), PATTERNS[0], data['loads'])}"
     )
-    started.write(text, {"measures": [asdict(m) for m in measures]}, postgres=postgres, record=record)
+
+
+main = h.scenario("decision6", run, report)

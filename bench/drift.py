@@ -36,29 +36,21 @@ SCENARIOS: dict[str, Callable[[Images], Images]] = {
 
 
 async def log_predictions(db: Any, model: Any, x: Images) -> None:
-    """What POST /predictions/batch writes: one row per input, the model's label and shares."""
-    from sqlalchemy import insert
+    """`x` predicted and logged by the app's service, as POST /predictions/batch does it."""
+    from example_app.ml.inference import Inference
+    from example_app.services.prediction import PredictionService
 
-    from example_app.models import PredictionLog
-
-    prediction = model.predict_proba(x)
-    records = [
-        {
-            "model_name": model.name,
-            "model_version": model.version,
-            "model_sha256": model.sha256,
-            "input": {"pixels": [float(v) for v in row]},
-            "output": {"label": int(label), "probabilities": [round(float(p), 6) for p in proba]},
-            "latency_ms": 0.0,
-        }
-        for row, label, proba in zip(x, prediction.labels, prediction.probabilities, strict=True)
-    ]
-    for start in range(0, len(records), 1_000):
-        await db.exec(insert(PredictionLog), params=records[start : start + 1_000])
-    await db.commit()
+    service = PredictionService(db, Inference(concurrency=1, timeout=600))
+    for start in range(0, len(x), 1_000):
+        await service.predict(model, x[start : start + 1_000].tolist())
 
 
-async def run(database_url: str) -> dict[str, Any]:
+def run() -> dict[str, Any]:
+    with h.database() as db:
+        return {"postgres": db.postgres, **asyncio.run(measure(db.url))}
+
+
+async def measure(database_url: str) -> dict[str, Any]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import async_sessionmaker
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -119,7 +111,7 @@ async def run(database_url: str) -> dict[str, Any]:
     }
 
 
-def table(data: dict[str, Any]) -> str:
+def report(data: dict[str, Any]) -> str:
     lines = [
         f"Drift reports of {data['model']}: {data['scenarios'][0]['rows']} held-out rows, altered or not; "
         f"PSI threshold {data['threshold']:g}",
@@ -137,9 +129,4 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
-    """`python3 tasks.py bench --name drift` (seconds and connections do not apply)."""
-    started = h.Record("drift")
-    with h.database() as db:
-        data = asyncio.run(run(db.url))
-    started.write(table(data), data, postgres=db.postgres, record=record)
+main = h.scenario("drift", run, report)

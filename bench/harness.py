@@ -7,18 +7,19 @@ given as environment variables, which the app's settings read), its loads (wrk),
     VARIANTS = [Variant("app"), Variant("statement cache off", {"DB_STATEMENT_CACHE_SIZE": "0"})]
     LOADS = {"by-id": get("GET /posts/{id}", f'"{PREFIX}/posts/" .. math.random(1, 100)')}
 
-    def main(seconds: int = 5, connections: int = 32, record: bool = False) -> None:
-        started = Record("statement_cache")  # the header: command, date, machine
+    def run(seconds: int = 5, connections: int = 32) -> dict[str, Any]:
         with database() as db:
             seed_posts(db, users=100, posts=100)
             measures = compare(VARIANTS, LOADS, db.env(), seconds=seconds, connections=connections)
-        data = results(db, measures, LOADS)
-        started.write(table(measures, "app"), data, postgres=db.postgres, record=record)
+        return results(db, measures, LOADS)
+
+    main = scenario("statement_cache", run, lambda data: table(measured(data), "app", data["loads"]))
 """
 
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import os
 import re
@@ -583,6 +584,27 @@ class Record:
             (RESULTS / f"{self.name}.txt").write_text("".join(parts))
             (RESULTS / f"{self.name}.json").write_text(body)
             print(f"recorded in bench/results/{self.name}.txt and .json", file=sys.stderr)
+
+
+def scenario(
+    name: str,
+    run: Callable[..., Mapping[str, Any]],
+    report: Callable[[Any], str],
+    sections: Callable[[Any], Mapping[str, str]] = lambda data: {},
+) -> Callable[..., None]:
+    """A scenario's `main`, which `tasks.py bench --name` calls: `run` (given the seconds and
+    connections asked for, where it takes them), its `report` printed, and with `record` written
+    as the record `name` (its JSON: what `run` returned)."""
+
+    def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
+        started = Record(name)
+        takes = inspect.signature(run).parameters
+        asked = {k: v for k, v in (("seconds", seconds), ("connections", connections)) if v and k in takes}
+        data = run(**asked)
+        postgres = data.get("postgres", "")
+        started.write(report(data), data, postgres=postgres, record=record, sections=sections(data))
+
+    return main
 
 
 def header_lines(header: Mapping[str, Any]) -> str:

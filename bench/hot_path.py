@@ -272,8 +272,4 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 5, connections: int = 32, record: bool = False) -> None:
-    started = h.Record("hot_path")
-    data = run(seconds, connections)
-    text = report(data)
-    started.write(text, data, postgres=data["postgres"], record=record, sections={"app_routes": floors(data)})
+main = h.scenario("hot_path", run, report, lambda data: {"app_routes": floors(data)})

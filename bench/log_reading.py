@@ -247,8 +247,4 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 5, connections: int = 4, record: bool = False) -> None:
-    """`python3 tasks.py bench --name log-reading`."""
-    started = h.Record("log_reading")
-    data = run(seconds=seconds, connections=connections)
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("log_reading", run, report)

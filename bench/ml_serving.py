@@ -372,13 +372,6 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 8, connections: int = 32, record: bool = False) -> None:
-    started = h.Record("ml_serving")
-    data = run(seconds, connections)
-    batching = {"ml_serving_batching": "\n".join(singles_report(data))}  # the Micro-batching page's
-    started.write(report(data), data, postgres=data["postgres"], record=record, sections=batching)
-
-
 def singles_report(data: dict[str, Any]) -> list[str]:
     singles = data.get("singles")
     if not singles:  # a record from before the micro-batching rows
@@ -417,3 +410,8 @@ def singles_report(data: dict[str, Any]) -> list[str]:
         f"{app['health_p99_ms']:.1f} ms",
     ]
     return lines
+
+
+main = h.scenario(
+    "ml_serving", run, report, lambda data: {"ml_serving_batching": "\n".join(singles_report(data))}
+)

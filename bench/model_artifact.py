@@ -117,8 +117,4 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
-    """`python3 tasks.py bench --name model-artifact` (seconds and connections do not apply)."""
-    started = h.Record("model_artifact")
-    data = measure()
-    started.write(report(data), data, postgres="", record=record)
+main = h.scenario("model_artifact", measure, report)

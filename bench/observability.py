@@ -101,7 +101,7 @@ def verdicts(measures: list[h.Measure]) -> list[str]:
     return lines
 
 
-def run(seconds: int, connections: int, rounds: int = 2, warmup: int = 2) -> dict[str, Any]:
+def run(seconds: int = 8, connections: int = 32, rounds: int = 2, warmup: int = 2) -> dict[str, Any]:
     with h.database() as db, otlp_sink() as sink:
         h.seed_posts(db, users=100, posts=POSTS)
         (token,) = h.bearer(db, [1])
@@ -118,7 +118,4 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join([h.table(measures, "off", data["loads"]), "", *verdicts(measures)])
 
 
-def main(seconds: int = 8, connections: int = 32, record: bool = False) -> None:
-    started = h.Record("observability")
-    data = run(seconds, connections)
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("observability", run, report)

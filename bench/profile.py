@@ -143,8 +143,4 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 10, connections: int = 32, record: bool = False) -> None:
-    """`python3 tasks.py bench --name hot-path-profile`."""
-    started = h.Record("hot_path_profile")
-    data = run(seconds, connections)
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("hot_path_profile", run, report)

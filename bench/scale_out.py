@@ -63,7 +63,4 @@ def report(data: dict[str, Any]) -> str:
     )
 
 
-def main(seconds: int = 8, connections: int = 32, record: bool = False) -> None:
-    started = h.Record("scale_out")
-    data = run(seconds, connections)
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("scale_out", run, report)

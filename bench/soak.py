@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,8 @@ def report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 60, connections: int = 64, record: bool = False, warmup: int = 5) -> None:
-    """`python3 tasks.py bench --name soak` (defaults: 60 s at 64 connections)."""
-    started = h.Record("soak")
-    data = run(seconds, connections, warmup)
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("soak", run, report)
 
-
-if __name__ == "__main__":  # python -m bench.soak [seconds connections record warmup], for the test
-    numbers = [int(a) for a in sys.argv[1:]] + [60, 64, 0, 5][len(sys.argv) - 1 :]
-    main(numbers[0], numbers[1], bool(numbers[2]), numbers[3])
+if __name__ == "__main__":  # python -m bench.soak SECONDS CONNECTIONS WARMUP: a short run, for the test
+    seconds, connections, warmup = map(int, sys.argv[1:])
+    h.scenario("soak", partial(run, warmup=warmup), report)(seconds, connections)

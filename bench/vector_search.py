@@ -168,8 +168,4 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
-    """`python3 tasks.py bench --name vector-search` (seconds and connections do not apply)."""
-    started = h.Record("vector_search")
-    data = run()
-    started.write(report(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("vector_search", run, report)

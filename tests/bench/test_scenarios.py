@@ -3,7 +3,6 @@ are not asserted: the guide shows recorded runs (bench/results/), checked in tes
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import psycopg
@@ -35,8 +34,9 @@ def scratch(scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.pattern("E03", "D11")
 def test_decision6_serves_the_query_four_ways() -> None:
-    measures, postgres = decision6.run(seconds=1, connections=8, warmup=0)
-    assert postgres.startswith("PostgreSQL ")
+    data = decision6.run(seconds=1, connections=8, warmup=0)
+    measures = harness.measured(data)
+    assert data["postgres"].startswith("PostgreSQL ")
     assert [(m.variant, m.load) for m in measures] == [
         (p, k) for p in decision6.PATTERNS for k in decision6.LOADS
     ]
@@ -173,13 +173,12 @@ def test_model_artifact_compares_onnx_with_joblib() -> None:
 
 
 def test_drift_reports_each_scenario_and_times_the_largest_report() -> None:
-    with harness.database() as db:
-        data = asyncio.run(drift.run(db.url))
+    data = drift.run()
     assert [s["name"] for s in data["scenarios"]] == list(drift.SCENARIOS)
     assert data["scenarios"][0]["status"] == "stable"  # the held-out split, unshifted
     assert all(len(s["feature_psi"]) == 64 for s in data["scenarios"])
     assert data["timed_median_ms"] > 0
-    assert "A report over" in drift.table(data)
+    assert "A report over" in drift.report(data)
 
 
 @pytest.mark.pattern("OB07")

@@ -24,7 +24,7 @@ def test_a_short_soak_has_no_errors_and_leaves_no_connection_or_descriptor(scrat
     env = {**os.environ, "BENCH_DATABASE_URL": scratch_url}
     env.pop("DATABASE_URL", None)
     done = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "4", "16", "0", "1"],  # seconds, connections, record, warm-up
+        [sys.executable, "-m", "bench.soak", "4", "16", "1"],  # seconds, connections, warm-up
         cwd=ROOT,
         env=env,
         capture_output=True,
