@@ -112,16 +112,14 @@ async def measure(database_url: str) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
+    spec = [("inputs", "<{}"), ("status", "{}"), ("flagged", "{}/64"), ("max PSI", "{:.3f}")]
+    spec += [("median PSI", "{:.3f}"), ("label PSI", "{:.3f}")]
+    keys = ("name", "status", "flagged_features", "max_feature_psi", "median_feature_psi", "label_psi")
     lines = [
         f"Drift reports of {data['model']}: {data['scenarios'][0]['rows']} held-out rows, altered or not; "
         f"PSI threshold {data['threshold']:g}",
-        f"{'inputs':30} {'status':>8} {'flagged':>8} {'max PSI':>9} {'median PSI':>11} {'label PSI':>10}",
+        *h.columns(spec, [[s[k] for k in keys] for s in data["scenarios"]]),
     ]
-    for s in data["scenarios"]:
-        lines.append(
-            f"{s['name']:30} {s['status']:>8} {s['flagged_features']:>5}/64 {s['max_feature_psi']:>9.3f} "
-            f"{s['median_feature_psi']:>11.3f} {s['label_psi']:>10.3f}"
-        )
     lines.append(
         f"A report over {data['timed_rows']:,} logged rows: {data['timed_median_ms']:.0f} ms "
         f"(median of {data['timed_rounds']})"

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -509,6 +509,21 @@ def measured(data: Mapping[str, Any]) -> list[Measure]:
     return [Measure(**m) for m in data["measures"]]
 
 
+def columns(spec: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Aligned lines: the titles, then one line per row. `spec` is a (title, format) per column,
+    e.g. ("req/s", "{:.0f}"), aligned right; a format that starts with "<" aligns left."""
+    cells = [[f.lstrip("<").format(value) for (_, f), value in zip(spec, row, strict=True)] for row in rows]
+    widths = [max(len(title), *(len(row[i]) for row in cells)) for i, (title, _) in enumerate(spec)]
+    left = [f.startswith("<") for _, f in spec]
+
+    def line(parts: Sequence[str]) -> str:
+        return "  ".join(
+            p.ljust(w) if lt else p.rjust(w) for p, w, lt in zip(parts, widths, left, strict=True)
+        )
+
+    return [line([title for title, _ in spec]), *map(line, cells)]
+
+
 def ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
@@ -517,18 +532,20 @@ def table(measures: Sequence[Measure], baseline: str, labels: Mapping[str, str] 
     """One row per variant and load: req/s, latency, errors, CPU per request, and the ratio to
     `baseline`'s req/s on the same load."""
     base = {m.load: m.requests_per_s for m in measures if m.variant == baseline}
-    width = max(len(m.variant) for m in measures)
-    lines = [
-        f"{'variant':{width}}  {'load':36} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-        f"{'shed':>5} {'CPU/req':>8} {'vs ' + baseline:>12}"
+    spec = [
+        ("variant", "<{}"),
+        ("load", "<{}"),
+        ("req/s", "{:.0f}"),
+        ("p50 ms", "{:.1f}"),
+        ("p99 ms", "{:.1f}"),
     ]
-    for m in measures:
-        label = labels[m.load] if labels else m.load
-        lines.append(
-            f"{m.variant:{width}}  {label:36} {m.requests_per_s:7.0f} {m.p50_ms:7.1f} {m.p99_ms:7.1f} "
-            f"{m.errors:6d} {m.shed:5d} {m.cpu_ms:5.2f} ms {ratio(m.requests_per_s, base.get(m.load, 0)):>12}"
-        )
-    return "\n".join(lines)
+    spec += [("errors", "{}"), ("shed", "{}"), ("CPU/req", "{:.2f} ms"), (f"vs {baseline}", "{}")]
+    rows = [
+        (m.variant, labels[m.load] if labels else m.load, m.requests_per_s, m.p50_ms, m.p99_ms, m.errors,
+         m.shed, m.cpu_ms, ratio(m.requests_per_s, base.get(m.load, 0)))
+        for m in measures
+    ]  # fmt: skip
+    return "\n".join(columns(spec, rows))
 
 
 # --- the record ---------------------------------------------------------------------------------

@@ -79,17 +79,13 @@ def run(jobs: int = JOBS, setups: Sequence[tuple[int, int]] = SETUPS) -> dict[st
 
 
 def report(data: dict[str, Any]) -> str:
-    runs = data["runs"]
-    lines = [
-        "Background jobs: embed_post (read the post, embed it, write the vector)",
-        f"{'workers':>7} {'jobs at once each':>18} {'jobs':>6} {'seconds':>8} {'jobs/s':>8} {'vs 1':>6}",
-    ]
-    for r in runs:
-        lines.append(
-            f"{r['workers']:>7} {r['concurrency']:>18} {r['jobs']:>6} {r['seconds']:8.2f} "
-            f"{r['per_second']:8.1f} {h.ratio(r['per_second'], runs[0]['per_second']):>6}"
-        )
-    return "\n".join(lines)
+    runs, first = data["runs"], data["runs"][0]["per_second"]
+    spec = [("workers", "{}"), ("jobs at once each", "{}"), ("jobs", "{}"), ("seconds", "{:.2f}")]
+    rows = [(r["workers"], r["concurrency"], r["jobs"], r["seconds"], r["per_second"]) for r in runs]
+    table = h.columns(
+        [*spec, ("jobs/s", "{:.1f}"), ("vs 1", "{}")], [(*r, h.ratio(r[-1], first)) for r in rows]
+    )
+    return "\n".join(["Background jobs: embed_post (read the post, embed it, write the vector)", *table])
 
 
 main = h.scenario("jobs", run, report)

@@ -129,18 +129,16 @@ def run(seconds: int = 10, connections: int = 32) -> dict[str, Any]:
 
 def report(data: dict[str, Any]) -> str:
     app, core = data["layers"]["app"], data["layers"]["core"]
-    lines = [
+    names = sorted(set(app) | set(core), key=lambda n: core.get(n, 0.0) - app.get(n, 0.0))
+    rows = [(n, app.get(n, 0.0), core.get(n, 0.0), app.get(n, 0.0) - core.get(n, 0.0)) for n in names]
+    rows.append(("all", sum(app.values()), sum(core.values()), sum(app.values()) - sum(core.values())))
+    spec = [("layer", "<{}"), ("app", "{:.0f}"), ("Core floor", "{:.0f}"), ("app - floor", "{:+.0f}")]
+    return "\n".join([
         f"CPU per request by layer, under cProfile: GET /posts/{{id}}, wrk -c{data['connections']} "
         f"-d{data['seconds']}s (microseconds; cProfile's own cost included)",
         "",
-        f"{'layer':44} {'app':>8} {'Core floor':>11} {'app - floor':>12}",
-    ]
-    for name in dict.fromkeys([*app, *core]):
-        a, c = app.get(name, 0.0), core.get(name, 0.0)
-        lines.append(f"{name:44} {a:8.0f} {c:11.0f} {a - c:+12.0f}")
-    total = sum(app.values()), sum(core.values())
-    lines.append(f"{'all':44} {total[0]:8.0f} {total[1]:11.0f} {total[0] - total[1]:+12.0f}")
-    return "\n".join(lines)
+        *h.columns(spec, rows),
+    ])  # fmt: skip
 
 
 main = h.scenario("hot_path_profile", run, report)

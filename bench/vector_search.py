@@ -152,20 +152,29 @@ def run(sizes: Sequence[int] = SIZES, queries: int = QUERIES) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
-    lines = [
+    spec = [("way", "<{}"), ("rows", "{:,}"), ("p50 ms", "{:.2f}"), ("p95 ms", "{:.2f}")]
+    spec += [("recall@10", "{:.3f}"), ("vs exact", "{:.1f}x")]
+    rows = [
+        (
+            w["name"],
+            size["rows"],
+            w["p50_ms"],
+            w["p95_ms"],
+            w["recall"],
+            size["ways"][-1]["p50_ms"] / w["p50_ms"],
+        )
+        for size in data["sizes"]
+        for w in size["ways"]
+    ]
+    builds = [
+        f"HNSW build (m=16, ef_construction=64), {s['rows']:,} rows: {s['build_s']:.1f} s"
+        for s in data["sizes"]
+    ]
+    return "\n".join([
         f"Semantic search: {data['queries']} queries, top {data['k']}, cosine distance; the query's "
         f"embedding (not in the latencies): {data['embed_ms']:.2f} ms",
-        f"{'rows':>8}  {'way':42} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10} {'vs exact':>9}",
-    ]
-    for size in data["sizes"]:
-        exact = size["ways"][-1]
-        for way in size["ways"]:
-            lines.append(
-                f"{size['rows']:>8,}  {way['name']:42} {way['p50_ms']:8.2f} {way['p95_ms']:8.2f} "
-                f"{way['recall']:10.3f} {exact['p50_ms'] / way['p50_ms']:8.1f}x"
-            )
-        lines.append(f"{'':>8}  HNSW build (m=16, ef_construction=64): {size['build_s']:.1f} s")
-    return "\n".join(lines)
+        *h.columns(spec, rows), *builds,
+    ])  # fmt: skip
 
 
 main = h.scenario("vector_search", run, report)
