@@ -250,19 +250,15 @@ def report(data: dict[str, Any]) -> str:
         "",
         f"2. A cheap GET every 10 ms while {n} connections run a 20 ms query through the app's session",
         "",
-        f"{'cheap request':28} {'p50 ms':>7} {'p99 ms':>7} {'(n)':>6} {'errors':>6} {'slow/s':>7} {'CPU':>5}",
     ]
-    for name, label in (
-        ("loaded", "with the slow load"),
-        ("paced", f"paced ({PACE_MS} ms pauses)"),
-        ("alone", "alone"),
-    ):
-        p = pf04[name]
-        errors = p["errors"] + p["slow_errors"]
-        lines.append(
-            f"{label:28} {p['p50_ms']:7.1f} {p['p99_ms']:7.1f} {p['requests']:6d} {errors:6d} "
-            f"{p['slow_per_s']:7.0f} {p['cpu_share']:5.0%}"
-        )
+    spec = [("cheap request", "<{}"), ("p50 ms", "{:.1f}"), ("p99 ms", "{:.1f}"), ("(n)", "{}")]
+    spec += [("errors", "{}"), ("slow/s", "{:.0f}"), ("CPU", "{:.0%}")]
+    labels = {"loaded": "with the slow load", "paced": f"paced ({PACE_MS} ms pauses)", "alone": "alone"}
+    lines += h.columns(spec, [
+        (label, p["p50_ms"], p["p99_ms"], p["requests"], p["errors"] + p["slow_errors"], p["slow_per_s"],
+         p["cpu_share"])
+        for label, p in ((label, pf04[name]) for name, label in labels.items())
+    ])  # fmt: skip
     paced = pf04["paced"]["p99_ms"]
     verdict = "met" if paced < GOAL_P99_MS else "NOT met"
     lines += [

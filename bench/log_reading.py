@@ -212,16 +212,20 @@ def report(data: dict[str, Any]) -> str:
         "",
         f"A page of {PAGE} rows, newest first, starting at a depth: wrk -t1 -c{data['connections']} "
         f"-d{data['seconds']}s per way (both answer the same rows)",
-        f"{'depth':>8}  {'way':16} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'req/s vs OFFSET':>16}",
     ]
-    for r in data["pages"]:
-        offset = next(o for o in data["pages"] if (o["depth"], o["way"][0]) == (r["depth"], "O"))
-        lines.append(
-            f"{r['depth']:>8,}  {r['way']:16} {r['requests_per_s']:7.0f} {r['p50_ms']:8.2f} "
-            f"{r['p99_ms']:8.2f} "
-            f"{r['errors']:6d} {h.ratio(r['requests_per_s'], offset['requests_per_s']):>16}"
-        )
+    offset = {r["depth"]: r["requests_per_s"] for r in data["pages"] if r["way"].startswith("OFFSET")}
+    spec = [
+        ("depth", "{:,}"),
+        ("way", "<{}"),
+        ("req/s", "{:.0f}"),
+        ("p50 ms", "{:.2f}"),
+        ("p99 ms", "{:.2f}"),
+    ]
+    lines += h.columns([*spec, ("errors", "{}"), ("req/s vs OFFSET", "{}")], [
+        (r["depth"], r["way"], r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["errors"],
+         h.ratio(r["requests_per_s"], offset[r["depth"]]))
+        for r in data["pages"]
+    ])  # fmt: skip
     streamed, whole = data["exports"]
     lines += [
         "",
@@ -230,14 +234,19 @@ def report(data: dict[str, Any]) -> str:
         " "
         f"database timeouts raised to {TIMEOUTS['DB_STATEMENT_TIMEOUT']} s (statement) and "
         f"{TIMEOUTS['DB_COMMAND_TIMEOUT']} s (command) on both",
-        f"{'way':31} {'first byte':>11} {'last byte':>10} {'RSS before':>11} {'peak growth':>12} "
-        f"{f'growth at {EARLY:.0%} of lines':>24}",
     ]
-    for e in data["exports"]:
-        lines.append(
-            f"{e['way']:31} {e['first_byte_s'] * 1000:8.0f} ms {e['whole_s']:8.2f} s "
-            f"{e['rss_before_mib']:7.0f} MiB {e['growth_mib']:8.0f} MiB {e['growth_early_mib']:20.0f} MiB"
-        )
+    spec = [
+        ("way", "<{}"),
+        ("first byte", "{:.0f} ms"),
+        ("last byte", "{:.2f} s"),
+        ("RSS before", "{:.0f} MiB"),
+    ]
+    spec += [("peak growth", "{:.0f} MiB"), (f"growth at {EARLY:.0%} of lines", "{:.0f} MiB")]
+    lines += h.columns(spec, [
+        (e["way"], e["first_byte_s"] * 1000, e["whole_s"], e["rss_before_mib"], e["growth_mib"],
+         e["growth_early_mib"])
+        for e in data["exports"]
+    ])  # fmt: skip
     lines.append(
         "built whole / streamed: first byte "
         f"{whole['first_byte_s'] / streamed['first_byte_s']:.0f}x, last byte "

@@ -337,17 +337,22 @@ def report(data: dict[str, Any]) -> str:
         f"({BATCH_ROWS} rows each) while one client GETs /health every 10 ms; {data['rounds']} rounds of "
         f"{data['seconds']} s per variant, in alternating order",
         "",
-        f"{'variant':26} {'rows/s':>7} {'batch p99':>10} {'/health p50':>12} {'/health p99':>12} {'(n)':>5} "
-        f"{'CPU/batch':>10} {'shed':>6} {'errors':>6} {'rows/s vs app':>14} {'p99 vs app':>11}",
     ]
-    for p in data["placement"]:
-        lines.append(
-            f"{p['variant'] + (' (app)' if p['app_choice'] else ''):26} {p['rows_per_s']:7.0f} "
-            f"{p['batch_p99_ms']:7.0f} ms {p['health_p50_ms']:9.1f} ms {p['health_p99_ms']:9.1f} ms "
-            f"{p['health_requests']:5d} {p['cpu_ms_per_request']:7.1f} ms {p['shed']:6d} {p['errors']:6d} "
-            f"{h.ratio(p['rows_per_s'], base['rows_per_s']):>14} "
-            f"{h.ratio(p['health_p99_ms'], base['health_p99_ms']):>11}"
-        )
+    spec = [
+        ("variant", "<{}"),
+        ("rows/s", "{:.0f}"),
+        ("batch p99", "{:.0f} ms"),
+        ("/health p50", "{:.1f} ms"),
+    ]
+    spec += [("/health p99", "{:.1f} ms"), ("(n)", "{}"), ("CPU/batch", "{:.1f} ms"), ("shed", "{}")]
+    spec += [("errors", "{}"), ("rows/s vs app", "{}"), ("p99 vs app", "{}")]
+    lines += h.columns(spec, [
+        (p["variant"] + (" (app)" if p["app_choice"] else ""), p["rows_per_s"], p["batch_p99_ms"],
+         p["health_p50_ms"], p["health_p99_ms"], p["health_requests"], p["cpu_ms_per_request"], p["shed"],
+         p["errors"], h.ratio(p["rows_per_s"], base["rows_per_s"]),
+         h.ratio(p["health_p99_ms"], base["health_p99_ms"]))
+        for p in data["placement"]
+    ])  # fmt: skip
     verdict = "met" if base["health_p99_ms"] < GOAL_MS else "NOT met"
     lines += [
         "",
@@ -363,12 +368,19 @@ def report(data: dict[str, Any]) -> str:
         ("Batch vs single requests (app's choice, same rows)", data["requests"]),
         ("Prediction log: writing the rows (app's engine and session)", data["inserts"]),
     ):
-        lines += ["", title, "", f"{'way':42} {'rows/s':>9} {'time':>9} {'INSERTs':>8} {'vs first':>9}"]
-        for w in ways:
-            lines.append(
-                f"{w['variant']:42} {w['rows_per_s']:9.0f} {w['seconds'] * 1000:6.0f} ms "
-                f"{w.get('statements', ''):>8} {h.ratio(w['rows_per_s'], ways[0]['rows_per_s']):>9}"
-            )
+        spec = [
+            ("way", "<{}"),
+            ("rows/s", "{:.0f}"),
+            ("time", "{:.0f} ms"),
+            ("INSERTs", "{}"),
+            ("vs first", "{}"),
+        ]
+        rows = [
+            (w["variant"], w["rows_per_s"], w["seconds"] * 1000, w.get("statements") or "",
+             h.ratio(w["rows_per_s"], ways[0]["rows_per_s"]))
+            for w in ways
+        ]  # fmt: skip
+        lines += ["", title, "", *h.columns(spec, rows)]
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pstats
 import tempfile
 import time
@@ -33,7 +34,7 @@ LAYERS = (
     ("example_app/api/", "", "the app's middleware"),
     ("example_app/services", "", "the app's services"),
     ("example_app/", "", "the app's other code"),
-    ("bench/", "", "the floor's route"),
+    ("bench/patterns", "", "the floor's route"),
     ("fastapi/dependencies", "", "FastAPI: resolving dependencies"),
     *((f"{lib}/routing", word, ROUTING) for lib in ("fastapi", "starlette") for word in MATCHING),
     ("fastapi/_compat", "", "FastAPI: the response model"),
@@ -69,16 +70,33 @@ def layer(path: str, function: str) -> str:
 
 
 def by_layer(profile: Path, requests: int) -> dict[str, float]:
-    """Microseconds of CPU per request, per layer."""
+    """Microseconds of CPU per request, per layer. A C function's time, and the standard
+    library's (contextlib, typing, uuid...), goes to the layers of its callers, by their share."""
     stats: dict[Any, Any] = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
-    found: dict[str, float] = {}
-    for (path, _, function), (_, _, own, _, callers) in stats.items():
-        if path != "~":
-            found[layer(path, function)] = found.get(layer(path, function), 0.0) + own
-            continue
-        for (caller, _, name), (_, _, share, _) in callers.items():  # a C function: its callers' layers
-            found[layer(caller, name)] = found.get(layer(caller, name), 0.0) + share
-    return {name: seconds * 1e6 / requests for name, seconds in sorted(found.items(), key=lambda x: -x[1])}
+    shares: dict[Any, dict[str, float]] = {}
+
+    def layers_of(key: Any, seen: frozenset[Any] = frozenset()) -> dict[str, float]:
+        if key not in shares:
+            path, _, function = key
+            own = layer(path, function)
+            callers = stats[key][4] if key in stats else {}
+            borrowed = path == "~" or (own == "other Python" and f"{os.sep}site-packages{os.sep}" not in path)
+            total = sum(ct for (_, _, _, ct) in callers.values())
+            if not borrowed or not total or key in seen:
+                shares[key] = {own: 1.0}
+            else:
+                found: dict[str, float] = {}
+                for caller, (_, _, _, ct) in callers.items():
+                    for name, part in layers_of(caller, seen | {key}).items():
+                        found[name] = found.get(name, 0.0) + part * ct / total
+                shares[key] = found
+        return shares[key]
+
+    seconds: dict[str, float] = {}
+    for key, (_, _, own, _, _) in stats.items():
+        for name, part in layers_of(key).items():
+            seconds[name] = seconds.get(name, 0.0) + own * part
+    return {name: s * 1e6 / requests for name, s in sorted(seconds.items(), key=lambda x: -x[1])}
 
 
 def create_app() -> Any:

@@ -103,12 +103,13 @@ def report(r: dict[str, Any]) -> str:
         f"p99 {r['p99_ms']:.1f} ms, errors {r['errors']}; 503 + Retry-After (no pooled connection free "
         f"within DB_POOL_TIMEOUT): {r['shed']}",
         "",
-        f"{'':28} {'before':>8} {'after':>8} {'settled':>8}",
     ]
-    for name in r["before"]:
-        shown = [r[when][name] for when in ("before", "after", "settled")]
-        lines.append(f"{name:28} " + " ".join(f"{v:8.1f}" if name == "rss_mib" else f"{v:8d}" for v in shown))
-    return "\n".join(lines)
+    when = ("before", "after", "settled")
+    rows = [
+        [name, *(f"{r[w][name]:.1f}" if name == "rss_mib" else r[w][name] for w in when)]
+        for name in r["before"]
+    ]
+    return "\n".join(lines + h.columns([("", "<{}"), *((w, "{}") for w in when)], rows))
 
 
 main = h.scenario("soak", run, report)

@@ -70,6 +70,7 @@ def test_the_profile_splits_each_servers_cpu_by_layer() -> None:
     assert app["the app's middleware"] > 0
     assert "the app's middleware" not in core
     assert core["the floor's route"] > 0
+    assert app[profile.ROUTING] > core[profile.ROUTING] > 0  # the app has many more routes to try
     assert app["SQLAlchemy: Core, engine, results"] > 0 < core["SQLAlchemy: Core, engine, results"]
 
 
