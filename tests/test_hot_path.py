@@ -276,7 +276,7 @@ def test_a_connection_lost_in_use_is_a_503_then_the_pool_recovers(hot_app: HotAp
 # --8<-- [end:killed_connections]
 
 
-@pytest.mark.pattern("PF02")
+@pytest.mark.pattern("SV02")
 def test_a_get_by_id_resolves_two_dependencies_the_session_and_its_service() -> None:
     # Each dependency FastAPI resolves costs CPU on every request: the hot read asks for what it
     # uses and no more (get_db reads the app's resources itself, not through ResourcesDep).

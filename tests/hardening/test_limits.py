@@ -253,7 +253,7 @@ async def test_a_nul_name_on_the_served_app_is_a_422_not_a_500(app_server: Serve
     assert response.json()["detail"][0]["loc"] == ["body", "name"]
 
 
-@pytest.mark.pattern("HD03", "PF02")
+@pytest.mark.pattern("HD03")
 async def test_a_request_whose_body_no_route_reads_passes_the_limit_as_it_came() -> None:
     # A GET's body is never read, so there is nothing to count: the app gets the server's own
     # receive and send, and the most frequent requests pay nothing for the limit.
