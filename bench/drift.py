@@ -112,8 +112,8 @@ async def measure(database_url: str) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
-    spec = [("inputs", "<{}"), ("status", "{}"), ("flagged", "{}/64"), ("max PSI", "{:.3f}")]
-    spec += [("median PSI", "{:.3f}"), ("label PSI", "{:.3f}")]
+    spec = ["inputs:<{}", "status", "flagged:{}/64", "max PSI:{:.3f}"]
+    spec += ["median PSI:{:.3f}", "label PSI:{:.3f}"]
     keys = ("name", "status", "flagged_features", "max_feature_psi", "median_feature_psi", "label_psi")
     lines = [
         f"Drift reports of {data['model']}: {data['scenarios'][0]['rows']} held-out rows, altered or not; "

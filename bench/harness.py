@@ -272,6 +272,15 @@ def get(label: str, path: str, **headers: str) -> Load:
     return Load(label, lua=f'request = function()\n  return wrk.format("GET", {path})\nend', headers=headers)
 
 
+def post(label: str, path: str, bodies: Iterable[Any], token: str) -> Load:
+    """POSTs of the JSON `bodies` in turn, as a polite client (a 503's Retry-After is waited out)."""
+    items = ",\n".join(f"[==[{json.dumps(body)}]==]" for body in bodies)  # long brackets: JSON as is
+    lua = f"local bodies = {{\n{items}\n}}\nlocal n = 0\nrequest = function()\n  n = n % #bodies + 1\n"
+    lua += f'  return wrk.format("POST", "{path}", nil, bodies[n])\nend'
+    headers = {"Content-Type": "application/json", "Authorization": token}
+    return Load(label, lua=lua, headers=headers, retry_after=True)
+
+
 # Every run counts the 503s (load shed, with Retry-After) apart from other failures.
 COUNT_SHED = """
 shed = 0
@@ -509,19 +518,24 @@ def measured(data: Mapping[str, Any]) -> list[Measure]:
     return [Measure(**m) for m in data["measures"]]
 
 
-def columns(spec: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """Aligned lines: the titles, then one line per row. `spec` is a (title, format) per column,
-    e.g. ("req/s", "{:.0f}"), aligned right; a format that starts with "<" aligns left."""
-    cells = [[f.lstrip("<").format(value) for (_, f), value in zip(spec, row, strict=True)] for row in rows]
-    widths = [max(len(title), *(len(row[i]) for row in cells)) for i, (title, _) in enumerate(spec)]
-    left = [f.startswith("<") for _, f in spec]
+def columns(spec: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Aligned lines: the titles, then one line per row. A column is "title:format", e.g.
+    "req/s:{:.0f}", aligned right, or "title:<{}" aligned left; a bare title shows values as they are."""
+    titles, formats = [c.partition(":")[0] for c in spec], [c.partition(":")[2] or "{}" for c in spec]
+    cells = [[f.lstrip("<").format(value) for f, value in zip(formats, row, strict=True)] for row in rows]
+    widths = [max(len(title), *(len(row[i]) for row in cells)) for i, title in enumerate(titles)]
+    left = [f.startswith("<") for f in formats]
 
     def line(parts: Sequence[str]) -> str:
         return "  ".join(
             p.ljust(w) if lt else p.rjust(w) for p, w, lt in zip(parts, widths, left, strict=True)
         )
 
-    return [line([title for title, _ in spec]), *map(line, cells)]
+    return [line(titles), *map(line, cells)]
+
+
+def met(goal: bool) -> str:
+    return "met" if goal else "NOT met"
 
 
 def ratio(value: float, base: float) -> str:
@@ -532,14 +546,8 @@ def table(measures: Sequence[Measure], baseline: str, labels: Mapping[str, str] 
     """One row per variant and load: req/s, latency, errors, CPU per request, and the ratio to
     `baseline`'s req/s on the same load."""
     base = {m.load: m.requests_per_s for m in measures if m.variant == baseline}
-    spec = [
-        ("variant", "<{}"),
-        ("load", "<{}"),
-        ("req/s", "{:.0f}"),
-        ("p50 ms", "{:.1f}"),
-        ("p99 ms", "{:.1f}"),
-    ]
-    spec += [("errors", "{}"), ("shed", "{}"), ("CPU/req", "{:.2f} ms"), (f"vs {baseline}", "{}")]
+    spec = ["variant:<{}", "load:<{}", "req/s:{:.0f}", "p50 ms:{:.1f}", "p99 ms:{:.1f}", "errors", "shed"]
+    spec += ["CPU/req:{:.2f} ms", f"vs {baseline}"]
     rows = [
         (m.variant, labels[m.load] if labels else m.load, m.requests_per_s, m.p50_ms, m.p99_ms, m.errors,
          m.shed, m.cpu_ms, ratio(m.requests_per_s, base.get(m.load, 0)))

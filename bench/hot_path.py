@@ -253,8 +253,8 @@ def report(data: dict[str, Any]) -> str:
         f"2. A cheap GET every 10 ms while {n} connections run a 20 ms query through the app's session",
         "",
     ]
-    spec = [("cheap request", "<{}"), ("p50 ms", "{:.1f}"), ("p99 ms", "{:.1f}"), ("(n)", "{}")]
-    spec += [("errors", "{}"), ("slow/s", "{:.0f}"), ("CPU", "{:.0%}")]
+    spec = ["cheap request:<{}", "p50 ms:{:.1f}", "p99 ms:{:.1f}", "(n)"]
+    spec += ["errors", "slow/s:{:.0f}", "CPU:{:.0%}"]
     labels = {"loaded": "with the slow load", "paced": f"paced ({PACE_MS} ms pauses)", "alone": "alone"}
     lines += h.columns(spec, [
         (label, p["p50_ms"], p["p99_ms"], p["requests"], p["errors"] + p["slow_errors"], p["slow_per_s"],

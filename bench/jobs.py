@@ -80,11 +80,9 @@ def run(jobs: int = JOBS, setups: Sequence[tuple[int, int]] = SETUPS) -> dict[st
 
 def report(data: dict[str, Any]) -> str:
     runs, first = data["runs"], data["runs"][0]["per_second"]
-    spec = [("workers", "{}"), ("jobs at once each", "{}"), ("jobs", "{}"), ("seconds", "{:.2f}")]
+    spec = ["workers", "jobs at once each", "jobs", "seconds:{:.2f}"]
     rows = [(r["workers"], r["concurrency"], r["jobs"], r["seconds"], r["per_second"]) for r in runs]
-    table = h.columns(
-        [*spec, ("jobs/s", "{:.1f}"), ("vs 1", "{}")], [(*r, h.ratio(r[-1], first)) for r in rows]
-    )
+    table = h.columns([*spec, "jobs/s:{:.1f}", "vs 1"], [(*r, h.ratio(r[-1], first)) for r in rows])
     return "\n".join(["Background jobs: embed_post (read the post, embed it, write the vector)", *table])
 
 

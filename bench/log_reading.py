@@ -214,14 +214,8 @@ def report(data: dict[str, Any]) -> str:
         f"-d{data['seconds']}s per way (both answer the same rows)",
     ]
     offset = {r["depth"]: r["requests_per_s"] for r in data["pages"] if r["way"].startswith("OFFSET")}
-    spec = [
-        ("depth", "{:,}"),
-        ("way", "<{}"),
-        ("req/s", "{:.0f}"),
-        ("p50 ms", "{:.2f}"),
-        ("p99 ms", "{:.2f}"),
-    ]
-    lines += h.columns([*spec, ("errors", "{}"), ("req/s vs OFFSET", "{}")], [
+    spec = ["depth:{:,}", "way:<{}", "req/s:{:.0f}", "p50 ms:{:.2f}", "p99 ms:{:.2f}"]
+    lines += h.columns([*spec, "errors", "req/s vs OFFSET"], [
         (r["depth"], r["way"], r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["errors"],
          h.ratio(r["requests_per_s"], offset[r["depth"]]))
         for r in data["pages"]
@@ -235,13 +229,8 @@ def report(data: dict[str, Any]) -> str:
         f"database timeouts raised to {TIMEOUTS['DB_STATEMENT_TIMEOUT']} s (statement) and "
         f"{TIMEOUTS['DB_COMMAND_TIMEOUT']} s (command) on both",
     ]
-    spec = [
-        ("way", "<{}"),
-        ("first byte", "{:.0f} ms"),
-        ("last byte", "{:.2f} s"),
-        ("RSS before", "{:.0f} MiB"),
-    ]
-    spec += [("peak growth", "{:.0f} MiB"), (f"growth at {EARLY:.0%} of lines", "{:.0f} MiB")]
+    spec = ["way:<{}", "first byte:{:.0f} ms", "last byte:{:.2f} s", "RSS before:{:.0f} MiB"]
+    spec += ["peak growth:{:.0f} MiB", f"growth at {EARLY:.0%} of lines:{{:.0f}} MiB"]
     lines += h.columns(spec, [
         (e["way"], e["first_byte_s"] * 1000, e["whole_s"], e["rss_before_mib"], e["growth_mib"],
          e["growth_early_mib"])

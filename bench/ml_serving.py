@@ -23,10 +23,10 @@ is worth (the app without it) is a recorded run of its own: bench/results/ml_ser
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -145,25 +145,12 @@ def digits_rows() -> list[list[float]]:
 
 
 def batch_load(rows: list[list[float]], token: str) -> h.Load:
-    """wrk posts BODIES batches in turn, written into the script (long brackets hold JSON as is)."""
+    """wrk posts BODIES batches of BATCH_ROWS rows in turn."""
     bodies = [
-        json.dumps({"rows": [{"pixels": rows[(k * BATCH_ROWS + i) % len(rows)]} for i in range(BATCH_ROWS)]})
+        {"rows": [{"pixels": rows[(k * BATCH_ROWS + i) % len(rows)]} for i in range(BATCH_ROWS)]}
         for k in range(BODIES)
     ]
-    items = ",\n".join(f"[==[{body}]==]" for body in bodies)
-    lua = f"local bodies = {{\n{items}\n}}\nlocal n = 0\nrequest = function()\n  n = n % #bodies + 1\n"
-    lua += f'  return wrk.format("POST", "{BATCH}", nil, bodies[n])\nend'
-    headers = {"Content-Type": "application/json", "Authorization": token}
-    return h.Load(f"POST /predictions/batch ({BATCH_ROWS} rows)", lua=lua, headers=headers, retry_after=True)
-
-
-def single_load(rows: list[list[float]], token: str) -> h.Load:
-    """wrk posts one row per request, BODIES rows in turn."""
-    items = ",\n".join(f"[==[{json.dumps({'pixels': rows[k]})}]==]" for k in range(BODIES))
-    lua = f"local bodies = {{\n{items}\n}}\nlocal n = 0\nrequest = function()\n  n = n % #bodies + 1\n"
-    lua += f'  return wrk.format("POST", "{PREDICT}", nil, bodies[n])\nend'
-    headers = {"Content-Type": "application/json", "Authorization": token}
-    return h.Load("POST /predictions (1 row)", lua=lua, headers=headers, retry_after=True)
+    return h.post(f"POST /predictions/batch ({BATCH_ROWS} rows)", BATCH, bodies, token)
 
 
 async def batch_vs_single(base: str, token: str, rows: list[list[float]]) -> list[dict[str, Any]]:
@@ -193,14 +180,8 @@ async def batch_vs_single(base: str, token: str, rows: list[list[float]]) -> lis
 
         singles = await timed(*(single(row) for row in rows))
     n = len(rows)
-    return [
-        {"variant": f"1 request of {n:,} rows", "seconds": one, "rows_per_s": n / one},
-        {
-            "variant": f"{n:,} requests of 1 row, {ADMITTED} at a time",
-            "seconds": singles,
-            "rows_per_s": n / singles,
-        },
-    ]
+    ways = {f"1 request of {n:,} rows": one, f"{n:,} requests of 1 row, {ADMITTED} at a time": singles}
+    return [{"variant": way, "seconds": s, "rows_per_s": n / s} for way, s in ways.items()]
 
 
 async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str, Any]]:
@@ -276,25 +257,28 @@ def run(
     with h.database() as db:
         h.seed_posts(db, 1, 0)  # the account the load posts as
         [token] = h.bearer(db, [1])
+        bodies = [{"pixels": row} for row in rows[:BODIES]]  # the single predictions wrk sends
         load = batch_load(rows, token)
 
         def answers_a_batch(variant: h.Variant, server: h.Server) -> None:
-            body = load.lua.split("[==[", 2)[1].split("]==]")[0]
-            answer = httpx.post(f"{server.base}{BATCH}", content=body, headers=dict(load.headers), timeout=60)
+            body = {"rows": [{"pixels": row} for row in rows[:BATCH_ROWS]]}
+            answer = httpx.post(
+                f"{server.base}{BATCH}", json=body, headers={"Authorization": token}, timeout=60
+            )
             if answer.status_code != 200 or len(answer.json()["predictions"]) != BATCH_ROWS:
                 raise SystemExit(
                     f"bench: {variant.name!r} answered {answer.status_code}: {answer.text[:300]}"
                 )
 
-        measures = h.compare(
-            variants, {"batch": load}, db.env(), seconds=seconds, connections=connections, rounds=rounds,
-            warmup=warmup, probe=HEALTH, before=lambda: db.sql("TRUNCATE predictions"), check=answers_a_batch,
-        )  # fmt: skip
-        singles = h.compare(
-            SINGLE_VARIANTS, {"single": single_load(rows, token)}, db.env(), seconds=seconds,
-            connections=connections, rounds=rounds, warmup=warmup, probe=HEALTH,
-            before=lambda: db.sql("TRUNCATE predictions"),
-        )  # fmt: skip
+        def measure(variants: Sequence[h.Variant], load: h.Load, **check: Any) -> list[h.Measure]:
+            return h.compare(
+                variants, {load.label: load}, db.env(), seconds=seconds, connections=connections,
+                rounds=rounds, warmup=warmup, probe=HEALTH, before=lambda: db.sql("TRUNCATE predictions"),
+                **check,
+            )  # fmt: skip
+
+        measures = measure(variants, load, check=answers_a_batch)
+        singles = measure(SINGLE_VARIANTS, h.post("POST /predictions (1 row)", PREDICT, bodies, token))
         with h.Server(db.env()) as app, h.Probe(app.base, HEALTH) as idle:
             time.sleep(seconds)
         with h.Server(db.env()) as app:
@@ -302,21 +286,12 @@ def run(
         db.sql("TRUNCATE predictions")
         inserts = asyncio.run(log_inserts(db, rows[:log_rows]))
     placement = [
-        {
-            "variant": m.variant, "app_choice": m.variant == APP_CHOICE,
-            "rows_per_s": m.ok_per_s * BATCH_ROWS,
-            "batch_p99_ms": m.p99_ms, "health_p50_ms": m.probe_p50_ms, "health_p99_ms": m.probe_p99_ms,
-            "health_requests": m.probe_n, "errors": m.errors, "shed": m.shed, "cpu_ms_per_request": m.cpu_ms,
-        }
+        served(m, m.variant == APP_CHOICE, rows_per_s=m.ok_per_s * BATCH_ROWS, batch_p99_ms=m.p99_ms)
         for m in measures
-    ]  # fmt: skip
+    ]
     single_rows = [
-        {
-            "variant": m.variant, "app_choice": m.variant == BATCHED, "baseline": m.variant == NOT_BATCHED,
-            "ok_per_s": m.ok_per_s, "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
-            "health_p50_ms": m.probe_p50_ms, "health_p99_ms": m.probe_p99_ms, "health_requests": m.probe_n,
-            "errors": m.errors, "shed": m.shed, "cpu_ms_per_request": m.cpu_ms,
-        }
+        served(m, m.variant == BATCHED, baseline=m.variant == NOT_BATCHED, ok_per_s=m.ok_per_s,
+               p50_ms=m.p50_ms, p99_ms=m.p99_ms)
         for m in singles
     ]  # fmt: skip
     return {
@@ -330,6 +305,15 @@ def run(
     }  # fmt: skip
 
 
+def served(m: h.Measure, app_choice: bool, **more: Any) -> dict[str, Any]:
+    """A measure as the record names it (the probe's requests are /health's)."""
+    return {
+        "variant": m.variant, "app_choice": app_choice, **more, "health_p50_ms": m.probe_p50_ms,
+        "health_p99_ms": m.probe_p99_ms, "health_requests": m.probe_n, "errors": m.errors, "shed": m.shed,
+        "cpu_ms_per_request": m.cpu_ms,
+    }  # fmt: skip
+
+
 def report(data: dict[str, Any]) -> str:
     base = next(p for p in data["placement"] if p["app_choice"])
     lines = [
@@ -338,14 +322,9 @@ def report(data: dict[str, Any]) -> str:
         f"{data['seconds']} s per variant, in alternating order",
         "",
     ]
-    spec = [
-        ("variant", "<{}"),
-        ("rows/s", "{:.0f}"),
-        ("batch p99", "{:.0f} ms"),
-        ("/health p50", "{:.1f} ms"),
-    ]
-    spec += [("/health p99", "{:.1f} ms"), ("(n)", "{}"), ("CPU/batch", "{:.1f} ms"), ("shed", "{}")]
-    spec += [("errors", "{}"), ("rows/s vs app", "{}"), ("p99 vs app", "{}")]
+    spec = ["variant:<{}", "rows/s:{:.0f}", "batch p99:{:.0f} ms", "/health p50:{:.1f} ms"]
+    spec += ["/health p99:{:.1f} ms", "(n)", "CPU/batch:{:.1f} ms", "shed"]
+    spec += ["errors", "rows/s vs app", "p99 vs app"]
     lines += h.columns(spec, [
         (p["variant"] + (" (app)" if p["app_choice"] else ""), p["rows_per_s"], p["batch_p99_ms"],
          p["health_p50_ms"], p["health_p99_ms"], p["health_requests"], p["cpu_ms_per_request"], p["shed"],
@@ -353,7 +332,6 @@ def report(data: dict[str, Any]) -> str:
          h.ratio(p["health_p99_ms"], base["health_p99_ms"]))
         for p in data["placement"]
     ])  # fmt: skip
-    verdict = "met" if base["health_p99_ms"] < GOAL_MS else "NOT met"
     lines += [
         "",
         "shed: batches answered 503 + Retry-After by the admission limit (PREDICTION_MAX_IN_PROGRESS, "
@@ -361,20 +339,14 @@ def report(data: dict[str, Any]) -> str:
         f"/health with no prediction load (app's choice): p50 {data['idle_health_p50_ms']:.1f} ms, "
         f"p99 {data['idle_health_p99_ms']:.1f} ms",
         f"Goal (/health p99 < {GOAL_MS:.0f} ms with {data['connections']} prediction clients, app's choice): "
-        f"{verdict}, {base['health_p99_ms']:.1f} ms",
+        f"{h.met(base['health_p99_ms'] < GOAL_MS)}, {base['health_p99_ms']:.1f} ms",
     ]
     lines += ["", *singles_report(data)]
     for title, ways in (
         ("Batch vs single requests (app's choice, same rows)", data["requests"]),
         ("Prediction log: writing the rows (app's engine and session)", data["inserts"]),
     ):
-        spec = [
-            ("way", "<{}"),
-            ("rows/s", "{:.0f}"),
-            ("time", "{:.0f} ms"),
-            ("INSERTs", "{}"),
-            ("vs first", "{}"),
-        ]
+        spec = ["way:<{}", "rows/s:{:.0f}", "time:{:.0f} ms", "INSERTs", "vs first"]
         rows = [
             (w["variant"], w["rows_per_s"], w["seconds"] * 1000, w.get("statements") or "",
              h.ratio(w["rows_per_s"], ways[0]["rows_per_s"]))
@@ -385,43 +357,32 @@ def report(data: dict[str, Any]) -> str:
 
 
 def singles_report(data: dict[str, Any]) -> list[str]:
-    singles = data.get("singles")
-    if not singles:  # a record from before the micro-batching rows
-        return []
+    singles, goal, ms = data["singles"], data["singles_goal"], data["goal_ms"]
     base = next(p for p in singles if p["baseline"])
     app = next(p for p in singles if p["app_choice"])
-    lines = [
+    spec = ["variant:<{}", "ok/s:{:.0f}", "p50:{:.1f} ms", "p99:{:.0f} ms"]
+    spec += ["/health p99:{:.1f} ms", "(n)", "CPU/req:{:.2f} ms", "shed", "errors", "ok/s vs not batched"]
+    rows = [
+        (p["variant"] + (" (app)" if p["app_choice"] else ""), p["ok_per_s"], p["p50_ms"], p["p99_ms"],
+         p["health_p99_ms"], p["health_requests"], p["cpu_ms_per_request"], p["shed"], p["errors"],
+         h.ratio(p["ok_per_s"], base["ok_per_s"]))
+        for p in singles
+    ]  # fmt: skip
+    ratio = app["ok_per_s"] / base["ok_per_s"] if base["ok_per_s"] else 0.0
+    return [
         f"Single predictions: wrk -c{data['connections']} POST /predictions (1 row each) while one client "
         f"GETs /health every 10 ms; micro-batching: MODEL_BATCH_WAIT_MS, MODEL_BATCH_MAX_ROWS",
         "",
-        f"{'variant':34} {'ok/s':>6} {'p50':>8} {'p99':>8} {'/health p99':>12} {'(n)':>5} {'CPU/req':>8} "
-        f"{'shed':>6} {'errors':>6} {'ok/s vs not batched':>20}",
-    ]
-    for p in singles:
-        lines.append(
-            f"{p['variant'] + (' (app)' if p['app_choice'] else ''):34} {p['ok_per_s']:6.0f} "
-            f"{p['p50_ms']:5.1f} ms {p['p99_ms']:5.0f} ms {p['health_p99_ms']:9.1f} ms "
-            f"{p['health_requests']:5d} "
-            f"{p['cpu_ms_per_request']:5.2f} ms {p['shed']:6d} {p['errors']:6d} "
-            f"{h.ratio(p['ok_per_s'], base['ok_per_s']):>20}"
-        )
-    ratio = app["ok_per_s"] / base["ok_per_s"] if base["ok_per_s"] else 0.0
-    goal, ms = data["singles_goal"], data["goal_ms"]
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
-    lines += [
+        *h.columns(spec, rows),
         "",
         "ok/s: answered 200; shed: answered 503 + Retry-After by the admission limit (the client waits).",
-        f"Goal (single predictions/s micro-batched >= {goal:g}x not batched): {verdict(ratio >= goal)}, "
+        f"Goal (single predictions/s micro-batched >= {goal:g}x not batched): {h.met(ratio >= goal)}, "
         f"{ratio:.2f}x",
-        f"Goal (p99 of the single predictions < {ms:.0f} ms, micro-batched): {verdict(app['p99_ms'] < ms)}, "
+        f"Goal (p99 of the single predictions < {ms:.0f} ms, micro-batched): {h.met(app['p99_ms'] < ms)}, "
         f"{app['p99_ms']:.1f} ms",
-        f"Goal (/health p99 < {ms:.0f} ms, micro-batched): {verdict(app['health_p99_ms'] < ms)}, "
+        f"Goal (/health p99 < {ms:.0f} ms, micro-batched): {h.met(app['health_p99_ms'] < ms)}, "
         f"{app['health_p99_ms']:.1f} ms",
     ]
-    return lines
 
 
 main = h.scenario(

@@ -89,32 +89,27 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
-    loads, sizes = data["loads"], data["sizes"]
-    lines = [f"Model artifact: {data['model']}; {data['python']}", ""]
-    lines.append(f"{'load (median of ' + str(LOAD_REPEATS) + ')':36} {'ms':>8} {'file bytes':>11}")
-    for name, seconds in loads.items():
-        size = (
-            sizes["onnx"]
-            if name.startswith("onnx")
-            else sizes["joblib"]
-            if name.startswith("sklearn")
-            else ""
-        )
-        lines.append(
-            f"{name:36} {seconds * 1e3:8.2f} {size:>11,}" if size else f"{name:36} {seconds * 1e3:8.2f}"
-        )
-    lines += [
-        "",
-        f"{'predict_proba (median)':30} {'batch':>6} {'ms/call':>9} {'us/row':>8} {'rows/s':>10}  vs onnx",
+    files = {"onnx": data["sizes"]["onnx"], "sklearn": data["sizes"]["joblib"]}  # the file each load reads
+    loads = [
+        (name, seconds * 1e3, f"{files[kind]:,}" if (kind := name.split(":")[0]) in files else "")
+        for name, seconds in data["loads"].items()
     ]
     base = {r["batch"]: r["seconds"] for r in data["latency"] if r["variant"] == BASELINE}
     order = list(dict.fromkeys(r["variant"] for r in data["latency"]))
-    for r in sorted(data["latency"], key=lambda r: (order.index(r["variant"]), r["batch"])):
-        n, s = r["batch"], r["seconds"]
-        lines.append(
-            f"{r['variant']:30} {n:6} {s * 1e3:9.3f} {s / n * 1e6:8.2f} {n / s:10,.0f}  {base[n] / s:6.2f}x"
-        )
-    return "\n".join(lines)
+    by_variant = sorted(data["latency"], key=lambda r: (order.index(r["variant"]), r["batch"]))
+    latency = [
+        (r["variant"], r["batch"], r["seconds"] * 1e3, r["seconds"] / r["batch"] * 1e6,
+         r["batch"] / r["seconds"], base[r["batch"]] / r["seconds"])
+        for r in by_variant
+    ]  # fmt: skip
+    spec = ["predict_proba (median):<{}", "batch", "ms/call:{:.3f}", "us/row:{:.2f}"]
+    return "\n".join([
+        f"Model artifact: {data['model']}; {data['python']}",
+        "",
+        *h.columns([f"load (median of {LOAD_REPEATS}):<{{}}", "ms:{:.2f}", "file bytes"], loads),
+        "",
+        *h.columns([*spec, "rows/s:{:,.0f}", "vs onnx:{:.2f}x"], latency),
+    ])  # fmt: skip
 
 
 main = h.scenario("model_artifact", measure, report)

@@ -150,7 +150,7 @@ def report(data: dict[str, Any]) -> str:
     names = sorted(set(app) | set(core), key=lambda n: core.get(n, 0.0) - app.get(n, 0.0))
     rows = [(n, app.get(n, 0.0), core.get(n, 0.0), app.get(n, 0.0) - core.get(n, 0.0)) for n in names]
     rows.append(("all", sum(app.values()), sum(core.values()), sum(app.values()) - sum(core.values())))
-    spec = [("layer", "<{}"), ("app", "{:.0f}"), ("Core floor", "{:.0f}"), ("app - floor", "{:+.0f}")]
+    spec = ["layer:<{}", "app:{:.0f}", "Core floor:{:.0f}", "app - floor:{:+.0f}"]
     return "\n".join([
         f"CPU per request by layer, under cProfile: GET /posts/{{id}}, wrk -c{data['connections']} "
         f"-d{data['seconds']}s (microseconds; cProfile's own cost included)",

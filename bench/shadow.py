@@ -1,12 +1,10 @@
 """The shadow report (LC03) of a served app, recorded for the Shadow and canary page and its chart.
 
-`python3 tasks.py bench --name shadow --record`. On a scratch database (BENCH_DATABASE_URL, else a
-throwaway server) migrated by Alembic: a candidate, digits 2.0.0, is registered behind the alias
-`candidate` (the one the shadow tests use: the digits model's contract, learnt from 100 digits
-only, so it disagrees with production on some rows); the app is served by uvicorn with
-MODEL_SHADOW_PERCENT=100; one client sends the held-out split of the digits data as single
-predictions; once every shadow is logged, GET /models/digits/shadow-report answers, and its
-answer is the record. With --record, writes bench/results/shadow.txt and shadow.json.
+A candidate, digits 2.0.0, is registered behind the alias `candidate` (the shadow tests' one: the
+digits model's contract, learnt from 100 digits only, so it disagrees with production on some
+rows); the app is served with MODEL_SHADOW_PERCENT=100; one client sends the held-out split of
+the digits data as single predictions; once every shadow is logged, GET
+/models/digits/shadow-report answers, and its answer is the record.
 """
 
 from __future__ import annotations
@@ -80,28 +78,22 @@ def run(timeout: float = 120, limit: int | None = None) -> dict[str, Any]:
 
 
 def table(data: dict[str, Any]) -> str:
-    report = data["report"]
-    lines = [
+    spec = ["production", "candidate", "rows", "agreeing", "agreement:{:.1%}"]
+    rows = [
+        (p["production_version"], p["candidate_version"], p["rows"], p["agreeing"], p["agreement"],
+         "{p50_ms:.2f} / {p95_ms:.2f} ms".format(**p["production_latency"]),
+         "{p50_ms:.2f} / {p95_ms:.2f} ms".format(**p["candidate_latency"]))
+        for p in data["report"]["pairs"]
+    ]  # fmt: skip
+    return "\n".join([
         f"Shadow report of the served app: {data['requests']} single predictions (the held-out split), "
         "every one shadowed (MODEL_SHADOW_PERCENT=100)",
         f"GET /api/v1/models/digits/shadow-report?last={data['requests']}",
         "",
-        f"{'production':>10} {'candidate':>10} {'rows':>6} {'agreeing':>9} {'agreement':>10} "
-        f"{'production p50/p95':>19} {'candidate p50/p95':>18}",
-    ]
-    for pair in report["pairs"]:
-        p, c = pair["production_latency"], pair["candidate_latency"]
-        lines.append(
-            f"{pair['production_version']:>10} {pair['candidate_version']:>10} {pair['rows']:6d} "
-            f"{pair['agreeing']:9d} {pair['agreement']:10.1%} "
-            f"{p['p50_ms']:8.2f} / {p['p95_ms']:5.2f} ms {c['p50_ms']:7.2f} / {c['p95_ms']:5.2f} ms"
-        )
-    lines += ["", json.dumps(report, indent=2)]
-    return "\n".join(lines)
+        *h.columns([*spec, "production p50/p95", "candidate p50/p95"], rows),
+        "",
+        json.dumps(data["report"], indent=2),
+    ])  # fmt: skip
 
 
-def main(seconds: int = 0, connections: int = 0, record: bool = False) -> None:
-    """`python3 tasks.py bench --name shadow` (seconds and connections do not apply)."""
-    started = h.Record("shadow")
-    data = run()
-    started.write(table(data), data, postgres=data["postgres"], record=record)
+main = h.scenario("shadow", run, table)

@@ -109,7 +109,7 @@ def report(r: dict[str, Any]) -> str:
         [name, *(f"{r[w][name]:.1f}" if name == "rss_mib" else r[w][name] for w in when)]
         for name in r["before"]
     ]
-    return "\n".join(lines + h.columns([("", "<{}"), *((w, "{}") for w in when)], rows))
+    return "\n".join(lines + h.columns([":<{}", *when], rows))
 
 
 main = h.scenario("soak", run, report)

@@ -152,8 +152,7 @@ def run(sizes: Sequence[int] = SIZES, queries: int = QUERIES) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
-    spec = [("way", "<{}"), ("rows", "{:,}"), ("p50 ms", "{:.2f}"), ("p95 ms", "{:.2f}")]
-    spec += [("recall@10", "{:.3f}"), ("vs exact", "{:.1f}x")]
+    spec = ["way:<{}", "rows:{:,}", "p50 ms:{:.2f}", "p95 ms:{:.2f}", "recall@10:{:.3f}", "vs exact:{:.1f}x"]
     rows = [
         (
             w["name"],
