@@ -1,11 +1,9 @@
 """Drift reports (LC05) on unshifted and shifted inputs, recorded for the Drift page and its chart.
 
-`python3 tasks.py bench --name drift --record`. On a scratch database (BENCH_DATABASE_URL, else a
-throwaway server) migrated by Alembic, for each scenario: the prediction log is emptied, the
-held-out test split of the digits data (altered or not) is predicted by the committed model and
-logged as the app logs it, and the app's own drift report (services/drift.py: the SQL and the PSI)
-is run on it. Then the log is filled with MAX_ROWS rows and the largest report the route allows is
-timed. With --record, writes bench/results/drift.txt and drift.json (devtools/charts.py draws it).
+For each scenario: the prediction log is emptied, the held-out test split of the digits data
+(altered or not) is predicted by the committed model and logged as the app logs it, and the app's
+own drift report (services/drift.py: the SQL and the PSI) is run on it. Then the log is filled
+with MAX_ROWS rows and the largest report the route allows is timed.
 """
 
 from __future__ import annotations

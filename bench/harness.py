@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 import psycopg
 
 from devtools.postgres_provider import free_port, provide
@@ -199,15 +200,11 @@ class Server:
             time.sleep(0.1)
 
     def _processes(self) -> list[Any]:
-        import psutil  # type: ignore[import-untyped]
-
         root = psutil.Process(self.process.pid)
         return [root, *root.children(recursive=True)]
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the server's threads and its worker or pool processes."""
-        import psutil
-
         total = 0.0
         for process in self._processes():
             try:
@@ -239,8 +236,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            import psutil
-
             for child in psutil.wait_procs(children, timeout=5)[1]:  # still alive after 5 s
                 print(f"bench: the server left process {child.pid} behind: stopped", file=sys.stderr)
                 child.kill()

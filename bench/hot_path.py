@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -108,31 +110,29 @@ async def capture_reads(db: h.Database) -> list[Read]:
     marks = {424_242: ":id", 31_337: ":skip=0", 17: ":limit=20"}
     passwords = Passwords.from_settings(settings)
     schema = "example_app.schemas"
-    post, page, user = (
-        Read(f"{h.PREFIX}/posts/{{id}}", "", (), f"{schema}.post:PostWithAuthor", nest="author"),
-        Read(f"{h.PREFIX}/posts", "", (), f"{schema}.post:PostResponse", many=True),
-        Read(f"{h.PREFIX}/users/{{id}}", "", (), f"{schema}.user:UserResponse", auth=True),
-    )
-
-    async def call(read: Read, session: AsyncSession) -> object:
-        if read is post:
-            return await PostService(session).get_with_author(424_242)
-        if read is page:
-            return await PostService(session).list_posts(skip=31_337, limit=17)
-        return await UserService(session, passwords).get(424_242)
-
+    reads: dict[Read, Callable[[AsyncSession], Awaitable[object]]] = {
+        Read(f"{h.PREFIX}/posts/{{id}}", "", (), f"{schema}.post:PostWithAuthor", nest="author"): (
+            lambda session: PostService(session).get_with_author(424_242)
+        ),
+        Read(f"{h.PREFIX}/posts", "", (), f"{schema}.post:PostResponse", many=True): (
+            lambda session: PostService(session).list_posts(skip=31_337, limit=17)
+        ),
+        Read(f"{h.PREFIX}/users/{{id}}", "", (), f"{schema}.user:UserResponse", auth=True): (
+            lambda session: UserService(session, passwords).get(424_242)
+        ),
+    }
     captured = []
     try:
-        for read in (post, page, user):
+        for read, call in reads.items():
             sent.clear()
             async with create_sessionmaker(engine)(execution_options=WITHOUT_TRANSACTION) as session:
                 with suppress(NotFoundError):
-                    await call(read, session)
+                    await call(session)
             if len(sent) != 1:
                 raise SystemExit(f"bench: the app's {read.path} sent {len(sent)} statements, not 1")
             sql, params = sent[0]
             args = tuple(marks.get(p, p) if isinstance(p, int) else p for p in params)
-            captured.append(Read(read.path, sql, args, read.schema, read.many, read.nest, read.auth))
+            captured.append(replace(read, sql=sql, args=args))
     finally:
         await engine.dispose()
     return captured

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 KEYSET, OFFSET = f"{h.PREFIX}/predictions", f"{h.PREFIX}/bench/predictions/offset"
-EXPORTS = {"streamed (the app's)": f"{h.PREFIX}/predictions/export", "built whole (.all(), one body)": ""}
-EXPORTS["built whole (.all(), one body)"] = f"{h.PREFIX}/bench/predictions/export-all"
+EXPORTS = {
+    "streamed (the app's)": f"{h.PREFIX}/predictions/export",
+    "built whole (.all(), one body)": f"{h.PREFIX}/bench/predictions/export-all",
+}
 ROWS, PAGE, DEPTHS, ROUNDS, SAMPLE_MS = 100_000, 20, (0.0, 0.5, 0.9), 3, 5
 EARLY = 0.1  # "memory flat": the growth once this share of the lines has arrived, against the peak
 # Both servers wait longer on the database than the app's defaults: on a busy machine, fetching

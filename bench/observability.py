@@ -11,7 +11,6 @@ throughput, and traces at 1 % sampling at most 5 % more.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ POSTS = 1_000
 TOKEN = "bench-metrics-reader-" + "x" * 24
 GOAL = 0.95  # each step keeps at least this share of the throughput of the step before it
 STEPS = [("metrics", "off"), ("metrics + traces 1 %", "metrics")]  # (a variant, its base): the budgets
-ROWS = [[float((i * 7 + j) % 17) for j in range(64)] for i in range(16)]  # pixels in 0..16
+ROWS = [{"pixels": [float((i * 7 + j) % 17) for j in range(64)]} for i in range(16)]  # pixels in 0..16
 
 
 def variants(sink: str) -> list[h.Variant]:
@@ -48,13 +47,9 @@ def variants(sink: str) -> list[h.Variant]:
 
 
 def loads(token: str) -> dict[str, h.Load]:
-    bodies = ",\n".join(f"[==[{json.dumps({'pixels': row})}]==]" for row in ROWS)
-    lua = f"local bodies = {{\n{bodies}\n}}\nlocal n = 0\nrequest = function()\n  n = n % #bodies + 1\n"
-    lua += f'  return wrk.format("POST", "{h.PREFIX}/predictions", nil, bodies[n])\nend'
-    headers = {"Content-Type": "application/json", "Authorization": token}
     return {
         "by-id": h.get("GET /posts/{id}", f'"{h.PREFIX}/posts/" .. math.random(1, {POSTS})'),
-        "predict": h.Load("POST /predictions (one row)", lua=lua, headers=headers, retry_after=True),
+        "predict": h.post("POST /predictions (one row)", f"{h.PREFIX}/predictions", ROWS, token),
     }
 
 

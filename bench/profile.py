@@ -102,7 +102,6 @@ def by_layer(profile: Path, requests: int) -> dict[str, float]:
 def create_app() -> Any:
     """BENCH_TARGET's app (module:factory), with GET /bench/profile/start and /stop around it."""
     import cProfile
-    import os
     from importlib import import_module
 
     module, factory = os.environ["BENCH_TARGET"].split(":")

@@ -14,8 +14,9 @@ import sys
 import threading
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any
+
+import psutil  # type: ignore[import-untyped]
 
 from bench import harness as h
 from devtools.postgres_provider import free_port
@@ -39,8 +40,7 @@ def snapshot(db: h.Database, app: Any) -> dict[str, float]:
     pool = app.state.resources.engine.pool
     name = app.state.settings.DB_APPLICATION_NAME
     where = f"FROM pg_stat_activity WHERE application_name = '{name}' AND datname = current_database()"
-    status = Path("/proc/self/status").read_text().splitlines()
-    rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+    this = psutil.Process()
     return {
         "pool_size": pool.size(),
         "pool_checked_out": pool.checkedout(),
@@ -48,8 +48,8 @@ def snapshot(db: h.Database, app: Any) -> dict[str, float]:
         "pool_idle": pool.checkedin(),
         "pg_connections": db.value(f"SELECT count(*) {where}"),
         "pg_active": db.value(f"SELECT count(*) {where} AND state = 'active'"),
-        "rss_mib": rss,
-        "open_fds": len(os.listdir("/proc/self/fd")),
+        "rss_mib": this.memory_info().rss / 2**20,
+        "open_fds": this.num_fds(),
     }
 
 
