@@ -185,8 +185,10 @@ async def batch_vs_single(base: str, token: str, rows: list[list[float]]) -> lis
 
 
 async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str, Any]]:
-    """The prediction log written three ways, on the app's engine and sessions (median of 3)."""
+    """The prediction log written three ways, on the app's engine and sessions (median of 3): by the
+    service, then the rows it wrote, as new ORM objects (one flush; a flush per row)."""
     from sqlalchemy import event
+    from sqlmodel import select
 
     from example_app.core.database import create_engine, create_sessionmaker
     from example_app.models import PredictionLog
@@ -194,37 +196,27 @@ async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str,
 
     model = load_model()
     prediction = model.predict_proba(np.asarray(rows, dtype=np.float32))
+    written: list[dict[str, Any]] = []  # the rows the service wrote
 
     class Computed:  # in the service's Inference's place: the prediction is made beforehand
         async def predict(self, model: LoadedModel, batch: Any) -> tuple[Prediction, float]:
             return prediction, 0.0
 
-    def records() -> list[PredictionLog]:
-        outputs = zip(prediction.labels, prediction.probabilities, strict=True)
-        return [
-            PredictionLog(
-                model_name=model.name, model_version=model.version, model_sha256=model.sha256, latency_ms=0.0,
-                input={"pixels": row},
-                output={"label": int(label), "probabilities": [round(float(p), 6) for p in ps]},
-            )
-            for row, (label, ps) in zip(rows, outputs, strict=True)
-        ]  # fmt: skip
-
     async def service(session: Any) -> None:  # what POST /predictions/batch does
         await PredictionService(session, Computed()).predict(model, rows)  # type: ignore[arg-type]
 
     async def one_flush(session: Any) -> None:
-        session.add_all(records())
+        session.add_all([PredictionLog(**row) for row in written])
         await session.commit()
 
     async def flush_per_row(session: Any) -> None:
-        for record in records():
-            session.add(record)
+        for row in written:
+            session.add(PredictionLog(**row))
             await session.flush()
         await session.commit()
 
     engine = create_engine(db.settings())
-    inserts = 0
+    sessions, inserts = create_sessionmaker(engine), 0
 
     def count(conn: object, cursor: object, statement: str, *args: object) -> None:
         nonlocal inserts
@@ -238,12 +230,16 @@ async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str,
             times = []
             for _ in range(4):  # the first warms up
                 inserts, started = 0, time.perf_counter()
-                async with create_sessionmaker(engine)() as session:
+                async with sessions() as session:
                     await way(session)
                 times.append(time.perf_counter() - started)
             seconds = statistics.median(times[1:])
             found.append({"variant": name, "seconds": seconds, "rows_per_s": len(rows) / seconds})
             found[-1]["statements"] = inserts
+            if way is service:  # the ORM ways write the same rows again
+                async with sessions() as session:
+                    logged = await session.exec(select(PredictionLog).order_by("id").limit(len(rows)))
+                    written = [r.model_dump(exclude={"id", "created_at"}) for r in logged]
     finally:
         await engine.dispose()
     return found
