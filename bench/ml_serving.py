@@ -188,7 +188,7 @@ async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str,
     """The prediction log written three ways, on the app's engine and sessions (median of 3): by the
     service, then the rows it wrote, as new ORM objects (one flush; a flush per row)."""
     from sqlalchemy import event
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from example_app.core.database import create_engine, create_sessionmaker
     from example_app.models import PredictionLog
@@ -238,7 +238,9 @@ async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str,
             found[-1]["statements"] = inserts
             if way is service:  # the ORM ways write the same rows again
                 async with sessions() as session:
-                    logged = await session.exec(select(PredictionLog).order_by("id").limit(len(rows)))
+                    logged = await session.exec(
+                        select(PredictionLog).order_by(col(PredictionLog.id)).limit(len(rows))
+                    )
                     written = [r.model_dump(exclude={"id", "created_at"}) for r in logged]
     finally:
         await engine.dispose()
