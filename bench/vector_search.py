@@ -154,17 +154,10 @@ def run(sizes: Sequence[int] = SIZES, queries: int = QUERIES) -> dict[str, Any]:
 def report(data: dict[str, Any]) -> str:
     spec = ["way:<{}", "rows:{:,}", "p50 ms:{:.2f}", "p95 ms:{:.2f}", "recall@10:{:.3f}", "vs exact:{:.1f}x"]
     rows = [
-        (
-            w["name"],
-            size["rows"],
-            w["p50_ms"],
-            w["p95_ms"],
-            w["recall"],
-            size["ways"][-1]["p50_ms"] / w["p50_ms"],
-        )
-        for size in data["sizes"]
-        for w in size["ways"]
-    ]
+        (w["name"], size["rows"], w["p50_ms"], w["p95_ms"], w["recall"],
+         size["ways"][-1]["p50_ms"] / w["p50_ms"])  # the exact scan's p50 against this way's
+        for size in data["sizes"] for w in size["ways"]
+    ]  # fmt: skip
     builds = [
         f"HNSW build (m=16, ef_construction=64), {s['rows']:,} rows: {s['build_s']:.1f} s"
         for s in data["sizes"]
