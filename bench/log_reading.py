@@ -146,9 +146,7 @@ def export(server: h.Server, path: str, headers: dict[str, str], rows: int) -> d
         done.set()
         sampler.join()
     if response.status_code != 200 or lines != rows:
-        raise SystemExit(
-            f"bench: GET {path} answered {response.status_code} with {lines:,} lines for {rows:,}"
-        )
+        raise SystemExit(f"bench: GET {path} answered {response.status_code}, {lines:,} lines of {rows:,}")
     return {
         "first_byte_s": first, "whole_s": time.perf_counter() - started, "size": size,
         "digest": digest.hexdigest(),
@@ -179,9 +177,8 @@ def run(
                 raise SystemExit("bench: the two exports sent different bytes")
             servers.popitem()[1].stop()  # the pages are read from one server, alone
             if warmup:  # the server has only exported so far
-                h.wrk(
-                    streamed.base, h.Load("", f"{KEYSET}?limit={PAGE}", headers=headers), connections, warmup
-                )
+                first_page = h.Load("", f"{KEYSET}?limit={PAGE}", headers=headers)
+                h.wrk(streamed.base, first_page, connections, warmup)
             at = sorted({min(int(rows * d), rows - PAGE) for d in depths})
             paged = pages(db, streamed.base, headers, at, seconds, connections)
         finally:
@@ -226,9 +223,8 @@ def report(data: dict[str, Any]) -> str:
     lines += [
         "",
         f"Export of all {data['rows']:,} rows as JSON Lines ({streamed['size_mib']:.1f} MiB), each way on a "
-        f"server of its own, {data['rounds']} rounds; memory: the server's RSS, sampled every {SAMPLE_MS} ms;"
-        " "
-        f"database timeouts raised to {TIMEOUTS['DB_STATEMENT_TIMEOUT']} s (statement) and "
+        f"server of its own, {data['rounds']} rounds; memory: the server's RSS, sampled every "
+        f"{SAMPLE_MS} ms; database timeouts raised to {TIMEOUTS['DB_STATEMENT_TIMEOUT']} s (statement) and "
         f"{TIMEOUTS['DB_COMMAND_TIMEOUT']} s (command) on both",
     ]
     spec = ["way:<{}", "first byte:{:.0f} ms", "last byte:{:.2f} s", "RSS before:{:.0f} MiB"]
