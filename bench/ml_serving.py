@@ -61,13 +61,12 @@ SINGLE_VARIANTS = (
         f"micro-batched, {BATCH_WAIT_MS / 5:g} ms wait", {"MODEL_BATCH_WAIT_MS": str(BATCH_WAIT_MS / 5)}
     ),
 )
+PLACED = "bench.ml_serving:create_app"  # the app with a placement it does not have
 VARIANTS = (
-    h.Variant("on the event loop", {"BENCH_INFERENCE": "on-loop"}, "bench.ml_serving:create_app"),
+    h.Variant("on the event loop", {"BENCH_INFERENCE": "on-loop"}, PLACED),
     h.Variant(APP_CHOICE),
     h.Variant(f"threadpool, limit {3 - APP_LIMIT}", {"INFERENCE_CONCURRENCY": str(3 - APP_LIMIT)}),
-    h.Variant(
-        f"process pool of {PROCESSES}", {"BENCH_INFERENCE": "process-pool"}, "bench.ml_serving:create_app"
-    ),
+    h.Variant(f"process pool of {PROCESSES}", {"BENCH_INFERENCE": "process-pool"}, PLACED),
     h.Variant("app, all admitted", {"PREDICTION_MAX_IN_PROGRESS": "1000"}),
 )
 
@@ -264,9 +263,7 @@ def run(
                 f"{server.base}{BATCH}", json=body, headers={"Authorization": token}, timeout=60
             )
             if answer.status_code != 200 or len(answer.json()["predictions"]) != BATCH_ROWS:
-                raise SystemExit(
-                    f"bench: {variant.name!r} answered {answer.status_code}: {answer.text[:300]}"
-                )
+                raise SystemExit(f"bench: {variant.name} answered {answer.status_code}: {answer.text[:300]}")
 
         def measure(variants: Sequence[h.Variant], load: h.Load, **check: Any) -> list[h.Measure]:
             return h.compare(
