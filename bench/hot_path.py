@@ -197,9 +197,8 @@ def goals(measures: list[Any]) -> list[str]:
         for floor, goal in GOALS.items():
             if (app := got.get(("app", load))) and (base := got.get((floor, load))):
                 share = app.requests_per_s / base.requests_per_s
-                verdict = "met" if share >= goal else "NOT met"
                 lines.append(
-                    f"Goal ({load}: the app at least {goal}x {floor}): {verdict}, {share:.2f}x "
+                    f"Goal ({load}: the app at least {goal}x {floor}): {h.met(share >= goal)}, {share:.2f}x "
                     f"(by CPU per request, steadier on a busy machine: {h.ratio(base.cpu_ms, app.cpu_ms)})"
                 )
     return lines
@@ -235,7 +234,7 @@ def run(
 
 
 def floors(data: dict[str, Any]) -> str:
-    return h.table([h.Measure(**m) for m in data["measures"]], "core")
+    return h.table(h.measured(data), "core")
 
 
 def report(data: dict[str, Any]) -> str:
@@ -262,10 +261,10 @@ def report(data: dict[str, Any]) -> str:
         for label, p in ((label, pf04[name]) for name, label in labels.items())
     ])  # fmt: skip
     paced = pf04["paced"]["p99_ms"]
-    verdict = "met" if paced < GOAL_P99_MS else "NOT met"
     lines += [
         "CPU: the server's, as a share of one core",
-        f"Goal (cheap request p99 under {GOAL_P99_MS:.0f} ms, slow load paced): {verdict}, {paced:.1f} ms",
+        f"Goal (cheap request p99 under {GOAL_P99_MS:.0f} ms, slow load paced): "
+        f"{h.met(paced < GOAL_P99_MS)}, {paced:.1f} ms",
     ]
     return "\n".join(lines)
 
