@@ -12,7 +12,7 @@ import pytest
 from mkdocs.config import load_config
 from mkdocs.structure.files import Files
 
-from bench.harness import RESULTS, header_lines, parse_wrk
+from bench.harness import RESULTS, columns, header_lines, parse_wrk
 from devtools.charts import CHARTS, FIGURES, figure
 from devtools.docs_hooks import FIGURE_TOKEN
 from devtools.docs_source import pages
@@ -56,6 +56,12 @@ def test_wrk_output_is_parsed_with_the_shed_counted_apart() -> None:
     assert parse_wrk(WRK.replace("Shed (503): 7\n", "")).errors == 14  # no shed line: every failure an error
     with pytest.raises(ValueError, match="not wrk"):
         parse_wrk("wrk: connection refused")
+
+
+def test_a_reports_columns_are_titled_formatted_and_aligned() -> None:
+    # "title:format", "<" aligning left; a bare title shows the value as it is
+    lines = columns(["way:<{}", "req/s:{:.0f}", "errors"], [("keyset", 1234.4, 0), ("OFFSET", 9.6, 12)])
+    assert lines == ["way     req/s  errors", "keyset   1234       0", "OFFSET     10      12"]
 
 
 @pytest.mark.parametrize("record", sorted(p.name for p in RESULTS.glob("*.txt")))
