@@ -524,7 +524,7 @@ def columns(spec: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     def line(parts: Sequence[str]) -> str:
         return "  ".join(
             p.ljust(w) if lt else p.rjust(w) for p, w, lt in zip(parts, widths, left, strict=True)
-        )
+        ).rstrip()
 
     return [line(titles), *map(line, cells)]
 
