@@ -172,6 +172,7 @@ class Server:
         args: Sequence[str] = ("--no-access-log",),
         workers: int = 1,
         ready: str = f"{PREFIX}/health",
+        cpus: frozenset[int] | None = None,
     ) -> None:
         self.base, self.ready = f"http://127.0.0.1:{free_port()}", ready
         self.log = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
@@ -180,7 +181,9 @@ class Server:
         with self.log.open("w") as out:
             stdout = subprocess.DEVNULL if "--no-access-log" not in args else out  # an access log: dropped
             environment = {**os.environ, "WEB_CONCURRENCY": str(workers), **env}
-            self.process = subprocess.Popen(cmd, cwd=ROOT, env=environment, stdout=stdout, stderr=out)
+            self.process = subprocess.Popen(
+                cmd, cwd=ROOT, env=environment, stdout=stdout, stderr=out, preexec_fn=pinned(cpus)
+            )
 
     def wait_ready(self, timeout: float = 180) -> Server:
         """Until GET `ready` answers 200; else stop it and say why (with the log's tail)."""
@@ -332,13 +335,37 @@ def parse_wrk(output: str) -> WrkRun:
     return WrkRun(int(done[1]), _ms(done[2]) / 1000, _ms(p50[1]), _ms(p99[1]), errors, shed)
 
 
-def wrk(base: str, load: Load, connections: int, seconds: int, threads: int = 1) -> WrkRun:
+def pinned(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """For Popen: the child runs on `cpus` only (None: wherever the kernel puts it)."""
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+
+
+def split_cpus() -> tuple[frozenset[int], frozenset[int]] | None:
+    """The server's core and the rest (wrk's; PostgreSQL goes where the kernel finds room): on a
+    small machine a 5 % difference is smaller than what wrk and the server take from each other."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (frozenset(cpus[-1:]), frozenset(cpus[:-1])) if len(cpus) >= 2 else None
+
+
+def wrk(
+    base: str,
+    load: Load,
+    connections: int,
+    seconds: int,
+    threads: int = 1,
+    cpus: frozenset[int] | None = None,
+) -> WrkRun:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(f"POLITE = {str(load.retry_after).lower()}\n{load.lua}\n{COUNT_SHED}")
         script.flush()
         cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
         cmd += [x for k, v in load.headers.items() for x in ("-H", f"{k}: {v}")]
-        done = subprocess.run([*cmd, "-s", script.name, base + load.path], capture_output=True, text=True)
+        done = subprocess.run(
+            [*cmd, "-s", script.name, base + load.path],
+            capture_output=True,
+            text=True,
+            preexec_fn=pinned(cpus),
+        )
     if done.returncode != 0:
         raise SystemExit(f"bench: wrk failed ({done.returncode}): {done.stderr.strip()[:300]}")
     return parse_wrk(done.stdout)
@@ -444,32 +471,40 @@ def compare(
     probe: str | None = None,
     before: Callable[[], object] | None = None,
     check: Callable[[Variant, Server], object] | None = None,
+    pin: bool = False,
 ) -> list[Measure]:
     """Each variant in turn, started for its turn and stopped after it (their pools never add up),
     every load `seconds` long, the order reversing every round: the machine's other load weighs
     on every variant alike. `probe`: a path one client GETs every 10 ms while each load runs.
     `before`: called before each measured load (e.g. to empty a table); `check`: on each server
-    once, before its first load (e.g. that it answers as the app does)."""
+    once, before its first load (e.g. that it answers as the app does); `pin`: each server on a
+    core of its own, wrk on the others (split_cpus)."""
+    server_cpus, wrk_cpus = (pin and split_cpus()) or (None, None)
     runs: dict[tuple[str, str], list[tuple[WrkRun, float]]] = {}
     probes: dict[tuple[str, str], list[float]] = {}
     for round_ in range(rounds):
         for variant in variants if round_ % 2 == 0 else variants[::-1]:
             server_env = {**env, **variant.env}
             with Server(
-                server_env, variant.target, args=variant.args, workers=variant.workers, ready=variant.ready
+                server_env,
+                variant.target,
+                args=variant.args,
+                workers=variant.workers,
+                ready=variant.ready,
+                cpus=server_cpus,
             ) as s:
                 if check and round_ == 0:
                     check(variant, s)
                 for key in variant.loads or loads:
                     load = loads[key]
                     if warmup:
-                        wrk(s.base, load, connections, warmup)  # pool filled, code paths hot
+                        wrk(s.base, load, connections, warmup, cpus=wrk_cpus)  # pool filled, code paths hot
                         s.settle()
                     if before:
                         before()
                     cpu, cheap = s.cpu_seconds(), Probe(s.base, probe) if probe else None
                     with cheap or nullcontext():
-                        run = wrk(s.base, load, connections, seconds)
+                        run = wrk(s.base, load, connections, seconds, cpus=wrk_cpus)
                     runs.setdefault((variant.name, key), []).append((run, s.cpu_seconds() - cpu))
                     probes.setdefault((variant.name, key), []).extend(cheap.latencies_ms if cheap else [])
                     s.settle()

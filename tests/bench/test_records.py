@@ -5,14 +5,17 @@ from a record; the one wrk parser counts the shed apart from the errors."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from xml.etree import ElementTree
 
 import pytest
 from mkdocs.config import load_config
 from mkdocs.structure.files import Files
 
-from bench.harness import RESULTS, columns, header_lines, parse_wrk
+from bench.harness import RESULTS, columns, header_lines, parse_wrk, pinned, split_cpus
 from devtools.charts import CHARTS, FIGURES, figure
 from devtools.docs_hooks import FIGURE_TOKEN
 from devtools.docs_source import pages
@@ -56,6 +59,25 @@ def test_wrk_output_is_parsed_with_the_shed_counted_apart() -> None:
     assert parse_wrk(WRK.replace("Shed (503): 7\n", "")).errors == 14  # no shed line: every failure an error
     with pytest.raises(ValueError, match="not wrk"):
         parse_wrk("wrk: connection refused")
+
+
+def test_a_pinned_process_runs_on_the_cores_it_was_given_and_the_split_shares_none() -> None:
+    mine = os.sched_getaffinity(0)
+    split = split_cpus()
+    if len(mine) < 2:
+        assert split is None  # one core: nothing to split, the bench runs unpinned
+        return
+    assert split is not None
+    server, rest = split
+    assert server
+    assert rest
+    assert not server & rest
+    assert server | rest == mine
+    where = "import os; print(sorted(os.sched_getaffinity(0)))"
+    done = subprocess.run(
+        [sys.executable, "-c", where], capture_output=True, text=True, preexec_fn=pinned(server)
+    )
+    assert done.stdout.strip() == str(sorted(server))
 
 
 def test_a_reports_columns_are_titled_formatted_and_aligned() -> None:

@@ -4,6 +4,7 @@ are not asserted: the guide shows recorded runs (bench/results/), checked in tes
 from __future__ import annotations
 
 import json
+import os
 
 import psycopg
 import pytest
@@ -189,4 +190,5 @@ def test_observability_serves_the_app_with_and_without_metrics_and_traces() -> N
     assert served == {(v.name, load) for v in observability.variants("") for load in ("by-id", "predict")}
     assert all(m["requests_per_s"] > 0 and m["errors"] == 0 for m in data["measures"])
     assert data["spans_exported"]  # the traced variants sent their spans to the sink
+    assert data["pinned"] == (len(os.sched_getaffinity(0)) >= 2)  # each server on a core of its own
     assert len(observability.verdicts(harness.measured(data))) == 4
