@@ -242,11 +242,23 @@ async def live_client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[AsyncC
         async with http_client(app, "http://live") as http:
             yield http
     finally:
-        async with engine.begin() as conn:
-            # and the jobs its posts queued, which would name the next test's post ids
-            await conn.execute(
-                text("TRUNCATE users, posts, predictions, procrastinate_jobs RESTART IDENTITY CASCADE")
-            )
+        await empty_tables(engine)
+
+
+async def empty_tables(engine: AsyncEngine) -> None:
+    """What a test committed, gone (and the jobs its posts queued, which would name the next
+    test's post ids)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("TRUNCATE users, posts, predictions, procrastinate_jobs RESTART IDENTITY CASCADE")
+        )
+
+
+@pytest.fixture
+async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The suite's engine, for reading what the app committed; the tables are emptied after."""
+    yield engine
+    await empty_tables(engine)
 
 
 @pytest.fixture(scope="session")

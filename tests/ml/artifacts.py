@@ -7,6 +7,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +15,7 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from example_app.ml.artifact import DIGITS_MODEL_DIR, MANIFEST_NAME, Manifest, Metrics, load_model, sha256_of
@@ -42,33 +43,8 @@ def tiny_blocks_model(folder: Path, version: str) -> Manifest:
     data = load_digits()
     x, y = blocks(data.data), np.asarray(data.target, np.int64)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(x, y)
-    onnx = to_onnx(
-        model,
-        initial_types=[("blocks", FloatTensorType([None, 16]))],
-        options={"zipmap": False},
-        target_opset=TARGET_OPSET,
-    )
-    data_bytes = onnx.SerializeToString()
-    committed = Manifest.model_validate_json((DIGITS_MODEL_DIR / MANIFEST_NAME).read_bytes())
-    manifest = committed.model_copy(
-        update={
-            "version": version,
-            "sha256": sha256_of(data_bytes),
-            "size_bytes": len(data_bytes),
-            "trained_at": datetime.now(UTC).replace(microsecond=0),
-            "input_name": "blocks",
-            "n_features": 16,
-            "feature_range": (0.0, 64.0),
-            "profile": None,  # no drift baseline for this one
-            "metrics": Metrics(
-                accuracy=float(model.score(x, y)), macro_f1=0.0, log_loss=0.0, n_train=len(x), n_test=0
-            ),
-        }
-    )
-    folder.mkdir(parents=True)
-    (folder / "model.onnx").write_bytes(data_bytes)
-    (folder / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2))
-    return load_model(folder).manifest
+    contract = {"input_name": "blocks", "n_features": 16, "feature_range": (0.0, 64.0)}
+    return _save(folder, version, model, x, y, **contract)
 
 
 def coarse_digits_model(folder: Path, version: str) -> Manifest:
@@ -77,21 +53,32 @@ def coarse_digits_model(folder: Path, version: str) -> Manifest:
     data = load_digits()
     x, y = np.asarray(data.data[:100], np.float32), np.asarray(data.target[:100], np.int64)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=1_000)).fit(x, y)
+    return _save(folder, version, model, x, y)
+
+
+def _save(
+    folder: Path, version: str, model: Pipeline, x: npt.NDArray[Any], y: npt.NDArray[Any], **contract: Any
+) -> Manifest:
+    """`model` as an artifact in `folder`: ONNX, and the committed manifest with `version`, the
+    new bytes' checksum, no drift baseline, and `contract` where it differs."""
     committed = Manifest.model_validate_json((DIGITS_MODEL_DIR / MANIFEST_NAME).read_bytes())
+    input_name = contract.get("input_name", committed.input_name)
+    n_features = contract.get("n_features", committed.n_features)
     onnx = to_onnx(
         model,
-        initial_types=[(committed.input_name, FloatTensorType([None, 64]))],
+        initial_types=[(input_name, FloatTensorType([None, n_features]))],
         options={"zipmap": False},
         target_opset=TARGET_OPSET,
     )
     data_bytes = onnx.SerializeToString()
     manifest = committed.model_copy(
         update={
+            **contract,
             "version": version,
             "sha256": sha256_of(data_bytes),
             "size_bytes": len(data_bytes),
             "trained_at": datetime.now(UTC).replace(microsecond=0),
-            "profile": None,
+            "profile": None,  # no drift baseline for these
             "metrics": Metrics(
                 accuracy=float(model.score(x, y)), macro_f1=0.0, log_loss=0.0, n_train=len(x), n_test=0
             ),

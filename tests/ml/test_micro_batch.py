@@ -37,14 +37,6 @@ ROWS = [[float(v) for v in row] for row in load_digits().data[:64]]
 BAD = 16.0  # a first pixel of 16: the faulty model below refuses such a row (the data has none)
 
 
-@pytest.fixture
-async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """The suite's engine, for reading what the app committed; the tables are emptied after."""
-    yield engine
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE users, posts, predictions RESTART IDENTITY CASCADE"))
-
-
 _users = itertools.count()
 
 

@@ -44,16 +44,6 @@ def within(count: int, n: int, share: float, sigmas: float = 4.5) -> bool:
     return abs(count - n * share) <= sigmas * math.sqrt(n * share * (1 - share))
 
 
-@pytest.fixture
-async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """The suite's engine, for reading what the app committed; the tables are emptied after."""
-    yield engine
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("TRUNCATE users, posts, predictions, procrastinate_jobs RESTART IDENTITY CASCADE")
-        )
-
-
 _users = itertools.count()
 
 

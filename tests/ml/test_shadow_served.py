@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -34,15 +33,6 @@ BLOCK, BLOCKS = 50, 16  # 400 requests each way, in blocks of 50, alternating
 # test with the route awaiting its shadow fails this bound (a median ratio well past it).
 MEDIAN_RATIO_BOUND = 1.25
 DIGITS = [[float(v) for v in row] for row in load_digits().data[:BLOCK]]
-
-
-@pytest.fixture
-async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    yield engine
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("TRUNCATE users, posts, predictions, procrastinate_jobs RESTART IDENTITY CASCADE")
-        )
 
 
 def timed_blocks(base: str, app: FastAPI, settings: Settings) -> dict[float, list[float]]:
