@@ -57,7 +57,9 @@ class DedicatedServer:
         pids = self.processes()
         try:
             for pid in pids:
-                os.kill(pid, signal.SIGSTOP)
+                # A backend may end between listing and stopping; one that is gone needs no freezing.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
             yield
         finally:
             for pid in pids:
