@@ -3,7 +3,7 @@
 1. Inference placement: the app from its factory, 1 uvicorn worker, with inference in the
    threadpool behind its capacity limiter (the app's choice; also with another limit), with every
    prediction request admitted (PREDICTION_MAX_IN_PROGRESS raised), and two placements the app
-   does not have, given by `create_app` below in place of its `get_inference`: on the event loop,
+   does not have, put by `create_app` below in place of its Inference: on the event loop,
    and in a process pool of 2. wrk keeps `connections` clients posting 100-row batches, each
    waiting out a 503's Retry-After as a polite client does, while one client GETs /health every
    10 ms: rows/s, and the p99 of that unrelated request. Ratios are against the app's choice.
@@ -14,7 +14,8 @@
    a 503, as above) while one client GETs /health every 10 ms, the same run, against the app
    with micro-batching off (each single its own call and INSERT, one admitted at a time), off
    with as many singles admitted as a batch holds (what admission alone gives), on as the app
-   sets it, and on with a shorter wait. Ratios are against micro-batching off; the goal is 3x.
+   sets it, on with a shorter wait, and the floor (AnswerOnly below: neither model nor log), which
+   no batching can pass. Ratios are against micro-batching off; the goal is 3x.
 
 The rows are the digits data the model was trained on. What the app's gc.freeze() at start-up
 is worth (the app without it) is a recorded run of its own: bench/results/ml_serving_ladder.txt.
@@ -29,7 +30,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -38,6 +39,9 @@ import numpy.typing as npt
 from bench import harness as h
 from example_app.core.config import Settings
 from example_app.ml.artifact import DIGITS_MODEL_DIR, LoadedModel, Prediction, load_model
+from example_app.ml.inference import Inference
+from example_app.resources import Resources
+from example_app.services.micro_batch import BatchedAnswer, MicroBatcher
 
 BATCH, PREDICT, HEALTH = f"{h.PREFIX}/predictions/batch", f"{h.PREFIX}/predictions", f"{h.PREFIX}/health"
 BATCH_ROWS, BODIES, LOG_ROWS = 100, 16, 1_000  # rows per request under load; bodies wrk rotates
@@ -50,6 +54,7 @@ BATCH_WAIT_MS: float = Settings.model_fields["MODEL_BATCH_WAIT_MS"].default
 BATCH_MAX_ROWS: int = Settings.model_fields["MODEL_BATCH_MAX_ROWS"].default
 SINGLES_GOAL = 3.0  # single predictions/s micro-batched, against not batched
 NOT_BATCHED, BATCHED = "not batched", f"micro-batched, {BATCH_WAIT_MS:g} ms, {BATCH_MAX_ROWS} rows"
+FLOOR = "no model, no log (the floor)"
 SINGLE_VARIANTS = (
     h.Variant(NOT_BATCHED, {"MODEL_BATCH_WAIT_MS": "0"}),
     h.Variant(
@@ -60,6 +65,7 @@ SINGLE_VARIANTS = (
     h.Variant(
         f"micro-batched, {BATCH_WAIT_MS / 5:g} ms wait", {"MODEL_BATCH_WAIT_MS": str(BATCH_WAIT_MS / 5)}
     ),
+    h.Variant(FLOOR, {"BENCH_INFERENCE": "answer-only"}, "bench.ml_serving:create_app"),
 )
 PLACED = "bench.ml_serving:create_app"  # the app with a placement it does not have
 VARIANTS = (
@@ -108,29 +114,60 @@ class ProcessPoolInference:
         return prediction, (time.perf_counter() - started) * 1000
 
 
+class AnswerOnly:
+    """In the micro-batcher's place, the floor of a single prediction: the route with its token,
+    body and model checks and its read-only transaction ended, answered at once, with neither the
+    model nor the log. Batching takes a request's inference and INSERT away, never the rest: no
+    micro-batching goes below this."""
+
+    async def predict(
+        self, model: LoadedModel, row: Sequence[float], request_id: str | None
+    ) -> BatchedAnswer:
+        return BatchedAnswer(0, {"label": 0, "probabilities": [0.1] * 10}, 0.0)
+
+    async def close(self) -> None:
+        return None
+
+
 def create_app() -> Any:
-    """The app from its factory, its `get_inference` answered by BENCH_INFERENCE's placement."""
+    """The app from its factory, with BENCH_INFERENCE's stand-in put in its resources once they
+    are open: its Inference (a placement it does not have) or its batcher (the floor). Put there,
+    not by `dependency_overrides`: with any override set, FastAPI rebuilds every dependency of
+    every request (fastapi/dependencies/utils.py), a cost the app does not have."""
     import multiprocessing
 
-    from example_app.api.dependencies import get_inference
     from example_app.main import create_app as create_reference_app
 
-    app = create_reference_app()
-    if os.environ["BENCH_INFERENCE"] == "on-loop":
-        app.dependency_overrides[get_inference] = OnLoop
-        return app
-    # spawn: a fork of a process that runs threads is not safe; each worker loads the model
-    context = multiprocessing.get_context("spawn")
-    directory = str(DIGITS_MODEL_DIR)  # the committed artifact: production when seeded
-    pool = ProcessPoolExecutor(PROCESSES, context, initializer=_load_in_worker, initargs=(directory,))
-    app.dependency_overrides[get_inference] = lambda: ProcessPoolInference(pool)
+    app, pool = create_reference_app(), None
+    stand_in = os.environ["BENCH_INFERENCE"]
 
-    async def with_pool(scope: Any, receive: Any, send: Any) -> None:
-        await app(scope, receive, send)
-        if scope["type"] == "lifespan":  # the app has shut down: its pool's processes go too
+    def swap(resources: Resources) -> None:
+        if stand_in == "answer-only":
+            resources.batcher = cast(MicroBatcher, AnswerOnly())
+        else:
+            resources.inference = cast(Inference, OnLoop() if pool is None else ProcessPoolInference(pool))
+
+    if stand_in == "process-pool":
+        # spawn: a fork of a process that runs threads is not safe; each worker loads the model
+        context = multiprocessing.get_context("spawn")
+        directory = str(DIGITS_MODEL_DIR)  # the committed artifact: production when seeded
+        pool = ProcessPoolExecutor(PROCESSES, context, initializer=_load_in_worker, initargs=(directory,))
+
+    async def swapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def started(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                swap(app.state.resources)
+            await send(message)
+
+        await app(scope, receive, started)
+        if pool is not None:  # the app has shut down: its pool's processes go too
             pool.shutdown(cancel_futures=True)
 
-    return with_pool
+    return swapped
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -285,8 +322,8 @@ def run(
         for m in measures
     ]
     single_rows = [
-        served(m, m.variant == BATCHED, baseline=m.variant == NOT_BATCHED, ok_per_s=m.ok_per_s,
-               p50_ms=m.p50_ms, p99_ms=m.p99_ms)
+        served(m, m.variant == BATCHED, baseline=m.variant == NOT_BATCHED, floor=m.variant == FLOOR,
+               ok_per_s=m.ok_per_s, p50_ms=m.p50_ms, p99_ms=m.p99_ms)
         for m in singles
     ]  # fmt: skip
     return {
@@ -355,6 +392,7 @@ def singles_report(data: dict[str, Any]) -> list[str]:
     singles, goal, ms = data["singles"], data["singles_goal"], data["goal_ms"]
     base = next(p for p in singles if p["baseline"])
     app = next(p for p in singles if p["app_choice"])
+    floor = next(p for p in singles if p["floor"])
     spec = ["variant:<{}", "ok/s:{:.0f}", "p50:{:.1f} ms", "p99:{:.0f} ms"]
     spec += ["/health p99:{:.1f} ms", "(n)", "CPU/req:{:.2f} ms", "shed", "errors", "ok/s vs not batched"]
     rows = [
@@ -373,6 +411,9 @@ def singles_report(data: dict[str, Any]) -> list[str]:
         "ok/s: answered 200; shed: answered 503 + Retry-After by the admission limit (the client waits).",
         f"Goal (single predictions/s micro-batched >= {goal:g}x not batched): {h.met(ratio >= goal)}, "
         f"{ratio:.2f}x",
+        f"Ceiling: the floor (the route with neither model nor log) answers "
+        f"{h.ratio(floor['ok_per_s'], base['ok_per_s'])} not batched; micro-batched answers "
+        f"{h.ratio(app['ok_per_s'], floor['ok_per_s'])} the floor",
         f"Goal (p99 of the single predictions < {ms:.0f} ms, micro-batched): {h.met(app['p99_ms'] < ms)}, "
         f"{app['p99_ms']:.1f} ms",
         f"Goal (/health p99 < {ms:.0f} ms, micro-batched): {h.met(app['health_p99_ms'] < ms)}, "
