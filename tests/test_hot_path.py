@@ -292,6 +292,26 @@ def test_a_get_by_id_resolves_two_dependencies_the_session_and_its_service() -> 
     assert calls(route.dependant) == [get_post_service, get_db]
 
 
+@pytest.mark.pattern("SV02", "LC03")
+def test_a_prediction_walks_the_models_tree_once() -> None:
+    # FastAPI walks a dependency's tree again at each use (the value is cached, the walk is not).
+    # The shadow provider takes no model, whose tree holds the caller's: 28 walks, not 40.
+    from fastapi.routing import APIRoute
+
+    from example_app.api.dependencies import get_digits_model, get_shadow, require_active_user
+    from example_app.api.routes.predictions import router
+
+    def calls(dependant: Any) -> list[Any]:
+        return [c for d in dependant.dependencies for c in (d.call, *calls(d))]
+
+    for name in ("predict", "predict_batch"):
+        [route] = [r for r in router.routes if isinstance(r, APIRoute) and r.name == name]
+        walks = calls(route.dependant)
+        assert walks.count(get_shadow) == walks.count(get_digits_model) == 1
+        assert walks.count(require_active_user) == 2  # the router's guard; the canary's caller
+        assert len(walks) == 28
+
+
 # --- PF04: the pool's queue ----------------------------------------------------------------------
 
 

@@ -181,15 +181,16 @@ PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_servi
 
 # --8<-- [start:shadow_provider]
 async def get_shadow(
-    resources: ResourcesDep, settings: SettingsDep, model: DigitsModelDep, version: RequestedVersion
+    resources: ResourcesDep, settings: SettingsDep, version: RequestedVersion
 ) -> Shadow | None:
-    """Whether the candidate shadows this request: production traffic only (no version named,
-    not a canary caller), MODEL_SHADOW_PERCENT of it, when a candidate of another version is loaded."""
+    """Whether the candidate shadows this request: production traffic only (no version named; a
+    canary caller's, answered by the candidate, `Shadow.after` skips), MODEL_SHADOW_PERCENT of it.
+    Not given the model as a dependency: FastAPI walks a dependency's tree again at each use (the
+    value is cached, the walk is not), and the model's tree holds the caller's."""
     candidate = resources.models.candidate(DIGITS)
     if (
         candidate is None
         or version is not None
-        or candidate.version == model.version  # a canary caller's (or the candidate is production)
         or not resources.shadow.sampled(settings.MODEL_SHADOW_PERCENT)
     ):
         return None

@@ -189,5 +189,9 @@ class Shadow:
     candidate: LoadedModel
     request_id: str | None
 
-    def after(self, rows: Sequence[Sequence[float]], production_ids: Sequence[int]) -> None:
+    def after(
+        self, answered_by: LoadedModel, rows: Sequence[Sequence[float]], production_ids: Sequence[int]
+    ) -> None:
+        if answered_by.version == self.candidate.version:  # a canary caller's: nothing to compare with
+            return
         self.runner.offer(ShadowWork(self.candidate, production_ids, rows, self.request_id))

@@ -47,7 +47,7 @@ async def predict(
     check_rows(model, [body.pixels], lambda _: ("body", "pixels"))  # this version's contract
     ref, latency_ms, result = await service.predict_one(model, body.pixels)  # micro-batched (LC06)
     if shadow is not None:  # queued once the answer is sent (services/shadow.py)
-        background.add_task(shadow.after, [body.pixels], [result.id])
+        background.add_task(shadow.after, model, [body.pixels], [result.id])
     return PredictionResponse(**result.model_dump(), model=ref, latency_ms=latency_ms)
 
 
@@ -66,7 +66,7 @@ async def predict_batch(
     check_rows(model, rows, lambda i: ("body", "rows", i, "pixels"))
     ref, latency_ms, results = await service.predict(model, rows)
     if shadow is not None:
-        background.add_task(shadow.after, rows, [result.id for result in results])
+        background.add_task(shadow.after, model, rows, [result.id for result in results])
     return BatchResponse(model=ref, latency_ms=latency_ms, predictions=results)
 
 
