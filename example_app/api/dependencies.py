@@ -33,14 +33,25 @@ from example_app.services.user import UserService
 
 
 # --8<-- [start:app_state]
-async def get_resources(request: Request) -> Resources:
+def app_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources  # opened by the app's lifespan
     return resources
 
 
-async def get_app_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings  # what create_app was given
     return settings
+
+
+# For routes. Providers call the two functions above instead: FastAPI walks a dependency's tree
+# again wherever it is asked for (the value is cached, the walk is not), so a provider that
+# others ask for keeps its tree small.
+async def get_resources(request: Request) -> Resources:
+    return app_resources(request)
+
+
+async def get_app_settings(request: Request) -> Settings:
+    return app_settings(request)
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
@@ -56,9 +67,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     # A GET only reads, and a read needs no transaction: under READ COMMITTED, PostgreSQL's
     # default, each statement sees a snapshot of its own inside one as well. Without it there
     # is no BEGIN and no ROLLBACK: a read by primary key is one round trip. Writes get one.
-    # The resources straight from the app, not through ResourcesDep: every dependency FastAPI
-    # resolves costs CPU on each request, and this one is on nearly all of them.
-    resources: Resources = request.app.state.resources
+    resources = app_resources(request)
     options = resources.read_options if request.method in READS else {}
     async with resources.sessions(execution_options=options) as session:
         yield session  # closed (and its connection returned) after the response
@@ -71,8 +80,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_db)]
 # --8<-- [start:service_providers]
 # async def, though nothing here awaits: FastAPI runs a plain `def` dependency in its threadpool,
 # a hop to another thread and back on every request, for a constructor call.
-async def get_user_service(db: SessionDep, resources: ResourcesDep) -> UserService:
-    return UserService(db, resources.passwords)
+async def get_user_service(request: Request, db: SessionDep) -> UserService:
+    return UserService(db, app_resources(request).passwords)
 
 
 async def get_post_service(db: SessionDep) -> PostService:
@@ -91,9 +100,9 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{API_V1_PREFIX}/auth/token")
 
 
 async def get_current_user(
-    token: Annotated[str, Depends(oauth2_scheme)], service: UserServiceDep, settings: SettingsDep
+    request: Request, token: Annotated[str, Depends(oauth2_scheme)], service: UserServiceDep
 ) -> User:
-    user_id = user_id_from_token(settings, token)
+    user_id = user_id_from_token(app_settings(request), token)  # the app's own SECRET_KEY
     if user_id is not None:
         try:
             return await service.get(user_id)
@@ -117,9 +126,9 @@ CurrentUser = Annotated[User, Depends(require_active_user)]
 
 
 # --8<-- [start:login_limiter]
-async def get_login_limiter(resources: ResourcesDep) -> LoginLimiter:
+async def get_login_limiter(request: Request) -> LoginLimiter:
     """One per app, made from its settings; tests override it like get_db."""
-    return resources.login_limiter
+    return app_resources(request).login_limiter
 
 
 LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
@@ -128,12 +137,12 @@ LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 # --8<-- [start:model_providers]
 # Loaded once by the lifespan and held with the app's resources; tests override these like get_db.
-async def get_models(resources: ResourcesDep) -> ModelRegistry:
-    return resources.models
+async def get_models(request: Request) -> ModelRegistry:
+    return app_resources(request).models
 
 
-async def get_inference(resources: ResourcesDep) -> Inference:
-    return resources.inference
+async def get_inference(request: Request) -> Inference:
+    return app_resources(request).inference
 
 
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
@@ -156,22 +165,23 @@ RequestedVersion = Annotated[str | None, Depends(get_requested_version)]
 
 
 async def get_digits_model(
-    models: ModelsDep, user: CurrentUser, settings: SettingsDep, version: RequestedVersion
+    request: Request, models: ModelsDep, user: CurrentUser, version: RequestedVersion
 ) -> LoadedModel:
     """The version a request gets, kept to its end: an alias switch never changes it mid-request.
     A request naming no version from a caller in the canary's share gets the candidate.
     Not loaded (readiness says why): 503; an unregistered version: 404."""
-    if version is None and settings.MODEL_CANARY_PERCENT > 0 and (candidate := models.candidate(DIGITS)):
+    percent = app_settings(request).MODEL_CANARY_PERCENT
+    if version is None and percent > 0 and (candidate := models.candidate(DIGITS)):
         assert user.id is not None
-        if in_canary(user.id, candidate, settings.MODEL_CANARY_PERCENT):
+        if in_canary(user.id, candidate, percent):
             return candidate
     return await models.resolve(DIGITS, version)
 
 
 async def get_prediction_service(
-    db: SessionDep, inference: Annotated[Inference, Depends(get_inference)], resources: ResourcesDep
+    request: Request, db: SessionDep, inference: Annotated[Inference, Depends(get_inference)]
 ) -> PredictionService:
-    return PredictionService(db, inference, request_id.current.get(), resources.batcher)
+    return PredictionService(db, inference, request_id.current.get(), app_resources(request).batcher)
 
 
 DigitsModelDep = Annotated[LoadedModel, Depends(get_digits_model)]
@@ -180,18 +190,17 @@ PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_servi
 
 
 # --8<-- [start:shadow_provider]
-async def get_shadow(
-    resources: ResourcesDep, settings: SettingsDep, version: RequestedVersion
-) -> Shadow | None:
+async def get_shadow(request: Request, version: RequestedVersion) -> Shadow | None:
     """Whether the candidate shadows this request: production traffic only (no version named; a
     canary caller's, answered by the candidate, `Shadow.after` skips), MODEL_SHADOW_PERCENT of it.
     Not given the model as a dependency: FastAPI walks a dependency's tree again at each use (the
     value is cached, the walk is not), and the model's tree holds the caller's."""
+    resources = app_resources(request)
     candidate = resources.models.candidate(DIGITS)
     if (
         candidate is None
         or version is not None
-        or not resources.shadow.sampled(settings.MODEL_SHADOW_PERCENT)
+        or not resources.shadow.sampled(app_settings(request).MODEL_SHADOW_PERCENT)
     ):
         return None
     return Shadow(resources.shadow, candidate, request_id.current.get())
@@ -202,17 +211,17 @@ ShadowDep = Annotated[Shadow | None, Depends(get_shadow)]
 
 
 # --8<-- [start:search_providers]
-async def get_embedder(resources: ResourcesDep) -> TextEmbedder:
-    embedder = resources.embedder  # loaded once by the lifespan
+async def get_embedder(request: Request) -> TextEmbedder:
+    embedder = app_resources(request).embedder  # loaded once by the lifespan
     if embedder is None:  # it failed to load (logged at start-up): search answers 503
         raise UnavailableError("the embedding model is not loaded")
     return embedder
 
 
 async def get_search_service(
-    db: SessionDep, embedder: Annotated[TextEmbedder, Depends(get_embedder)], settings: SettingsDep
+    request: Request, db: SessionDep, embedder: Annotated[TextEmbedder, Depends(get_embedder)]
 ) -> SearchService:
-    return SearchService(db, embedder, settings.SEARCH_EF_SEARCH)
+    return SearchService(db, embedder, app_settings(request).SEARCH_EF_SEARCH)
 
 
 SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
@@ -224,9 +233,9 @@ async def get_job_service(db: SessionDep) -> JobService:
     return JobService(db)
 
 
-async def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """For a stream that reads now and then: a short session per read, not one held throughout."""
-    return resources.sessions
+    return app_resources(request).sessions
 
 
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
