@@ -1,9 +1,5 @@
-"""Decision 6, measured: four ways to serve the same query, under the same HTTP load, in one run.
-
-Each pattern of bench/patterns.py (the original guide's `async def` over a sync Session, a `def`
-route over it, an AsyncSession, raw asyncpg) serves GET /users/{id}, a fetch by primary key of
-a random user, under uvicorn with 1 worker; wrk loads it as is and with a 20 ms wait added to
-the query. Ratios are against the original guide's pattern.
+"""Decision 6 (E03, D11): the four ways of serving a query of bench/patterns.py under the same
+wrk load, with and without a 20 ms wait in the query. Explained on docs/decisions/async.md.
 """
 
 from __future__ import annotations

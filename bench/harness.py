@@ -1,19 +1,7 @@
 """What every benchmark shares: the database, servers, load, probes, percentiles and the record.
 
-A scenario is one short file: its variants (apps made by a factory, each with settings of its own
-given as environment variables, which the app's settings read), its loads (wrk), and its report.
-`compare` serves N variants in turns and `table` prints them side by side, with ratios:
-
-    VARIANTS = [Variant("app"), Variant("statement cache off", {"DB_STATEMENT_CACHE_SIZE": "0"})]
-    LOADS = {"by-id": get("GET /posts/{id}", f'"{PREFIX}/posts/" .. math.random(1, 100)')}
-
-    def run(seconds: int = 5, connections: int = 32) -> dict[str, Any]:
-        with database() as db:
-            seed_posts(db, users=100, posts=100)
-            measures = compare(VARIANTS, LOADS, db.env(), seconds=seconds, connections=connections)
-        return results(db, measures, LOADS)
-
-    main = scenario("statement_cache", run, lambda data: table(measured(data), "app", data["loads"]))
+A scenario is one short file: its variants (apps made by the app's factory, with settings of
+their own as environment variables), its loads (wrk) and its report; bench/scale_out.py is one.
 """
 
 from __future__ import annotations
@@ -31,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -375,7 +363,37 @@ def lua_table(values: Sequence[Any]) -> str:
     return "{" + ", ".join(json.dumps(v) for v in values) + "}"
 
 
-# --- a probe: one client's cheap request, timed -------------------------------------------------
+# --- timing: calls, and one client's cheap request --------------------------------------------------
+
+
+def timed(call: Callable[[], object], repeats: int = 1, warmup: int = 0) -> list[float]:
+    """The seconds each of `repeats` calls took, after `warmup` calls that are not kept."""
+    found = []
+    for _ in range(warmup + repeats):
+        started = time.perf_counter()
+        call()
+        found.append(time.perf_counter() - started)
+    return found[warmup:]
+
+
+async def timed_async(
+    call: Callable[[], Awaitable[object]], repeats: int = 1, warmup: int = 0
+) -> list[float]:
+    """`timed`, for a coroutine function."""
+    found = []
+    for _ in range(warmup + repeats):
+        started = time.perf_counter()
+        await call()
+        found.append(time.perf_counter() - started)
+    return found[warmup:]
+
+
+def wait_until(done: Callable[[], bool], timeout: float, what: str, every: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {what} did not happen within {timeout:g} s")
+        time.sleep(every)
 
 
 def percentile(samples: Sequence[float], p: float) -> float:
@@ -548,11 +566,17 @@ def measured(data: Mapping[str, Any]) -> list[Measure]:
     return [Measure(**m) for m in data["measures"]]
 
 
-def columns(spec: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+def columns(spec: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[str]:
     """Aligned lines: the titles, then one line per row. A column is "title:format", e.g.
-    "req/s:{:.0f}", aligned right, or "title:<{}" aligned left; a bare title shows values as they are."""
+    "req/s:{:.0f}", aligned right, or "title:<{}" aligned left; a bare title shows values as they
+    are. A row is its values in order, or a mapping that the formats name, e.g. "req/s:{per_s:.0f}"."""
     titles, formats = [c.partition(":")[0] for c in spec], [c.partition(":")[2] or "{}" for c in spec]
-    cells = [[f.lstrip("<").format(value) for f, value in zip(formats, row, strict=True)] for row in rows]
+    cells = [
+        [f.lstrip("<").format_map(row) for f in formats]
+        if isinstance(row, Mapping)
+        else [f.lstrip("<").format(value) for f, value in zip(formats, row, strict=True)]
+        for row in rows
+    ]
     widths = [max(len(title), *(len(row[i]) for row in cells)) for i, title in enumerate(titles)]
     left = [f.startswith("<") for f in formats]
 

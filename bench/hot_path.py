@@ -1,19 +1,5 @@
-"""The reference app's hot path against its library's floors (PF02, PF04): every figure from one run.
-
-1. The app (its factory, one uvicorn worker) and the same SQL without it, captured from the app's
-   services at the start of the run and served by the small apps of bench/patterns.py: raw
-   asyncpg, SQLAlchemy Core on an AsyncConnection of the app's engine, asyncpg under that
-   engine's pool (the escape hatch), an AsyncSession with text SQL (Decision 6's), and a sync
-   Session in a `def` and in an `async def` route (the original guide). Each answers with the
-   app's response schema. wrk loads each on a post by id, a page of 20 and the caller's own
-   account; and the app with one option changed: the statement cache off, asyncio + h11, the
-   access log on. The goals: the app at least 0.9x the Core floor and 0.45x raw asyncpg.
-2. PF04: while `connections` clients run a 20 ms query through the app's session, one client
-   reads a post by id every 10 ms: that cheap request's p99, again with the slow clients paced,
-   and with no load.
-
-How the app came to this (the ladder of changes, each measured) is a recorded run of its own:
-bench/results/hot_path_ladder.txt.
+"""The app's hot path (PF02, PF04) beside its library's floors (bench/patterns.py), its options,
+and a cheap request's latency beside slow queries, in one run. Explained on docs/performance.md.
 """
 
 from __future__ import annotations

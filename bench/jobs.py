@@ -1,8 +1,5 @@
-"""Background jobs, measured (ML07): "embed post N" jobs per second with 1 and 2 workers.
-
-Each setup queues `jobs` embedding jobs (one per post, written beforehand without embeddings) in
-one transaction while the workers (the app's own, `python -m example_app.jobs.worker`) are up and
-idle, and times until the last job succeeded: load the post, embed its text, write the vector.
+"""Background jobs (ML07): "embed post N" jobs per second with 1 and 2 of the app's workers.
+Explained on docs/ml/jobs.md.
 """
 
 from __future__ import annotations
@@ -20,14 +17,6 @@ from bench.vector_search import corpus
 
 JOBS = 1_000
 SETUPS = ((1, 1), (2, 1), (1, 2))  # (workers, jobs at once per worker)
-
-
-def wait_for(db: h.Database, query: str, value: int, timeout: float, params: tuple[str, ...] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while db.value(query, params) != value:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: timed out waiting for {query!r} to reach {value}")
-        time.sleep(0.02)
 
 
 def measure(db: h.Database, workers: int, concurrency: int, jobs: int) -> float:
@@ -52,7 +41,8 @@ def measure(db: h.Database, workers: int, concurrency: int, jobs: int) -> float:
             )
             stack.callback(worker.wait, 60)
             stack.callback(worker.terminate)  # SIGTERM: it finishes its running jobs, then exits
-        wait_for(db, "SELECT count(*) FROM procrastinate_workers", workers, timeout=60)
+        workers_up = "SELECT count(*) FROM procrastinate_workers"
+        h.wait_until(lambda: db.value(workers_up) == workers, 60, f"{workers} workers up")
         app = queue.with_connector(SyncPsycopgConnector(conninfo=db.conninfo))
         with app.open():
             started = time.perf_counter()
@@ -62,7 +52,7 @@ def measure(db: h.Database, workers: int, concurrency: int, jobs: int) -> float:
             ]
             app.job_manager.batch_defer_jobs(deferred)
             done = "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'embed_post' AND status = %s"
-            wait_for(db, done, jobs, timeout=600, params=("succeeded",))  # the periodic jobs apart
+            h.wait_until(lambda: db.value(done, ("succeeded",)) == jobs, 600, f"{jobs} jobs done")
             seconds = time.perf_counter() - started
     if (embedded := db.value("SELECT count(*) FROM posts WHERE embedding IS NOT NULL")) != jobs:
         raise SystemExit(f"bench: {jobs} jobs succeeded but {embedded} posts have an embedding")

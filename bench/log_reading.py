@@ -1,16 +1,5 @@
-"""Reading the prediction log, measured (ML05, ML08): a deep page by keyset against OFFSET, and the
-export streamed against built whole, over a log of 100,000 rows, in one run.
-
-The app from its factory, with the two routes it is compared against added (`create_app`), each
-the app's own statement and answer with one thing changed: the page positioned by OFFSET instead
-of the (created_at, id) row comparison, and the export fetched with `.all()` and sent as one body
-instead of read through a server-side cursor.
-
-1. Pages: at each depth, both routes must answer the same rows; then wrk keeps `connections`
-   clients asking for that page, one way and then the other (the order alternates with depth).
-2. Export: each way on a server of its own, so that its memory is its own. A client reads the
-   whole body, `rounds` times: the time to its first byte and to its last, and the server's
-   resident memory (sampled every SAMPLE_MS) against what it held before. Both send the same bytes.
+"""Reading the prediction log (ML05, ML08): a deep page by keyset against OFFSET, the export
+streamed against built whole. Explained on docs/ml/reading-the-log.md.
 """
 
 import hashlib

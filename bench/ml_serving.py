@@ -1,24 +1,5 @@
-"""ML serving, measured (ML02, ML04): where inference runs, and what batching buys, in one run.
-
-1. Inference placement: the app from its factory, 1 uvicorn worker, with inference in the
-   threadpool behind its capacity limiter (the app's choice; also with another limit), with every
-   prediction request admitted (PREDICTION_MAX_IN_PROGRESS raised), and two placements the app
-   does not have, put by `create_app` below in place of its Inference: on the event loop,
-   and in a process pool of 2. wrk keeps `connections` clients posting 100-row batches, each
-   waiting out a 503's Retry-After as a polite client does, while one client GETs /health every
-   10 ms: rows/s, and the p99 of that unrelated request. Ratios are against the app's choice.
-2. Batching, on the app's choice: 1,000 rows in one POST /predictions/batch against 1,000
-   POST /predictions; and the 1,000 rows of the prediction log written by the service's one
-   INSERT against the ORM (one flush of 1,000 objects; a flush per row), with the INSERTs counted.
-3. Micro-batching (LC06): wrk keeps `connections` clients posting single predictions (polite on
-   a 503, as above) while one client GETs /health every 10 ms, the same run, against the app
-   with micro-batching off (each single its own call and INSERT, one admitted at a time), off
-   with as many singles admitted as a batch holds (what admission alone gives), on as the app
-   sets it, on with a shorter wait, and the floor (AnswerOnly below: neither model nor log), which
-   no batching can pass. Ratios are against micro-batching off; the goal is 3x.
-
-The rows are the digits data the model was trained on. What the app's gc.freeze() at start-up
-is worth (the app without it) is a recorded run of its own: bench/results/ml_serving_ladder.txt.
+"""ML serving (ML02, ML04, LC06): where inference runs, what batching and micro-batching buy (and
+the floor no batching passes), in one run. Explained on docs/ml/serving.md and docs/ml/micro-batching.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""The model artifact, measured: load time and per-row latency by batch size, side by side in one run.
-
-Variants: the committed ONNX artifact through `load_model` (what the app serves, one intra-op
-thread), the same with two intra-op threads, and, for contrast, the same scikit-learn pipeline
-retrained here and stored with joblib (the pickle-based format the app refuses; one BLAS thread).
-Each latency is the median of repeated `predict_proba` calls on rows of the digits data, the
-variants taking turns in blocks over ROUNDS rounds, so that the machine's other load weighs on
-each alike.
+"""The model artifact: ONNX against joblib, load time and latency by batch size, in one run.
+Explained on docs/ml/artifact.md.
 """
 
 from __future__ import annotations
@@ -15,6 +9,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -29,14 +24,8 @@ REPEATS = {1: 2000, 32: 1000, 1000: 200}
 BASELINE = "onnx, 1 thread"
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def median_seconds(call: Callable[[], object]) -> float:
+    return statistics.median(h.timed(call, LOAD_REPEATS, warmup=1))
 
 
 def measure(scale: float = 1.0) -> dict[str, Any]:
@@ -50,15 +39,13 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
     started = time.perf_counter()
     model = load_model()
     loads = {"first call in the process": time.perf_counter() - started}
-    loads["onnx: load_model (sha256 + session)"] = median_seconds(load_model, LOAD_REPEATS)
-    loads["  of which read + sha256"] = median_seconds(
-        lambda: sha256_of(onnx_file.read_bytes()), LOAD_REPEATS
-    )
+    loads["onnx: load_model (sha256 + session)"] = median_seconds(load_model)
+    loads["  of which read + sha256"] = median_seconds(lambda: sha256_of(onnx_file.read_bytes()))
     x_train, x_test, y_train, _ = load_split()
     with threadpool_limits(limits=1), tempfile.TemporaryDirectory() as tmp:
         pipeline = build_pipeline().fit(x_train, y_train)
         joblib.dump(pipeline, pickled := Path(tmp) / "model.joblib")
-        loads["sklearn: joblib.load (unpickles)"] = median_seconds(lambda: joblib.load(pickled), LOAD_REPEATS)
+        loads["sklearn: joblib.load (unpickles)"] = median_seconds(lambda: joblib.load(pickled))
         sizes = {"onnx": onnx_file.stat().st_size, "joblib": pickled.stat().st_size}
     model_2 = load_model(intra_op_threads=2)
     variants: dict[str, Callable[[Any], object]] = {
@@ -71,13 +58,10 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
         for n in BATCH_SIZES:
             x = np.resize(x_test, (n, x_test.shape[1])).astype(np.float32)  # repeats rows past 450
             times: dict[str, list[float]] = {name: [] for name in variants}
+            repeats = max(int(REPEATS[n] * scale) // ROUNDS, 1)
             for _ in range(ROUNDS):
-                for name, predict in variants.items():
-                    predict(x)  # warm up after the other variants ran
-                    for _ in range(max(int(REPEATS[n] * scale) // ROUNDS, 1)):
-                        started = time.perf_counter()
-                        predict(x)
-                        times[name].append(time.perf_counter() - started)
+                for name, predict in variants.items():  # each warmed up after the others ran
+                    times[name] += h.timed(partial(predict, x), repeats, warmup=1)
             latency += [
                 {"variant": name, "batch": n, "seconds": statistics.median(t)} for name, t in times.items()
             ]

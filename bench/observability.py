@@ -1,12 +1,5 @@
-"""What observability costs per request (OB07): the same app with nothing on, with metrics, and
-with metrics and traces sampled at 1 % and at 100 %, side by side in one run.
-
-Each variant is the app from its factory with settings of its own: METRICS_TOKEN turns the
-metrics on (without it nothing is counted), OTEL_TRACES_EXPORTER=otlp the traces, sent over HTTP
-to a sink this process runs on a loopback port (it answers 200 and drops them: what a collector
-costs is not the app's). wrk loads each on a post by id (one SQL statement) and on a single
-prediction (inference, and the log's INSERT). The goals: metrics cost at most 5 % of the
-throughput, and traces at 1 % sampling at most 5 % more.
+"""What observability costs per request (OB07): the app with nothing on, with metrics, with traces
+at 1 % and 100 %, in one run. Explained on docs/observability.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,5 @@
-"""The same SQL served without the app: the patterns Decision 6 and the hot path set beside it.
-
-`uvicorn --factory bench.patterns:create_app`, with BENCH_PATTERN naming one of PATTERNS and
-BENCH_READS a JSON list of `Read`s, serves each read at its path. The settings (DATABASE_URL, the
-pool's size) come from the environment, as for the app:
-
-- `raw-asyncpg`: asyncpg's own pool and `fetch`, nothing else: the floor of the driver;
-- `core`: SQLAlchemy Core, `execute` on an AsyncConnection of the app's own engine
-  (`create_engine(settings)`), without a transaction as a GET's session runs: SQLAlchemy's floor;
-- `driver`: asyncpg's `fetch` on the connection under that engine's pool, with the same
-  transaction rules: the escape hatch for one route that needs the driver's throughput;
-- `async-session`: an AsyncSession running the SQL as text (Decision 6's variant);
-- `def-sync-session`, `async-sync-session`: a sync Session (psycopg) in a `def` route, which
-  FastAPI runs in its threadpool, or in an `async def` route, the original guide's pattern, which
-  blocks the event loop while the query runs.
-
-Each answers what the app answers: the row(s) validated and written as JSON by the app's
-response schema (`Read.schema`), or as they are.
+"""The same SQL served without the app (`uvicorn --factory bench.patterns:create_app`, BENCH_PATTERN,
+BENCH_READS): the floors of the hot path and Decision 6's patterns. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import import_module
@@ -107,7 +91,6 @@ def create_app() -> FastAPI:
     pattern = os.environ["BENCH_PATTERN"]
     reads = [Read(**{**r, "args": tuple(r["args"])}) for r in json.loads(os.environ["BENCH_READS"])]
     state: dict[str, Any] = {}
-    fetchers: Mapping[str, Callable[..., Any]]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,7 +134,8 @@ def create_app() -> FastAPI:
 
     # --8<-- [end:floors]
     texts = {read.path: as_text(read.sql) for read in reads}
-    if pattern == "async-session":
+    fetch: Any = {"raw-asyncpg": raw_asyncpg, "core": core, "driver": driver}.get(pattern)
+    if pattern == "async-session":  # Decision 6's: an AsyncSession running the SQL as text
         from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
         engines.append(session_engine := create_async_engine(settings.database_url, **SYNC_POOL))
@@ -161,8 +145,8 @@ def create_app() -> FastAPI:
                 result = await session.execute(texts[read.path], {f"p{i + 1}": v for i, v in enumerate(args)})
                 return [dict(row) for row in result.mappings()]
 
-        fetchers = {pattern: async_session}
-    elif pattern.endswith("sync-session"):
+        fetch = async_session
+    elif pattern.endswith("sync-session"):  # the original guide's: a sync Session (psycopg)
         from sqlalchemy import create_engine as create_sync_engine
         from sqlalchemy.orm import Session
 
@@ -175,34 +159,26 @@ def create_app() -> FastAPI:
                 result = session.execute(texts[read.path], {f"p{i + 1}": v for i, v in enumerate(args)})
                 return [dict(row) for row in result.mappings()]
 
-        fetchers = {pattern: sync_session}
-    else:
-        fetchers = {"raw-asyncpg": raw_asyncpg, "core": core, "driver": driver}
-    fetch = fetchers[pattern]
-
-    def check(read: Read, request: Request, args: list[Any]) -> None:
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if read.auth and user_id_from_token(settings, token) != args[0]:
-            raise HTTPException(401, "Invalid or expired token")
+        fetch = sync_session
 
     def route(read: Read) -> Callable[..., Any]:
         render = renderer(read)
-        if pattern == "def-sync-session":  # a plain def: FastAPI runs it in its threadpool
 
-            def in_a_thread(request: Request) -> Response:
-                args = values(read, request)
-                check(read, request, args)
-                return render(fetch(read, args))
+        def rows(request: Request) -> Any:  # the rows, or what to await for them
+            args = values(read, request)
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if read.auth and user_id_from_token(settings, token) != args[0]:
+                raise HTTPException(401, "Invalid or expired token")
+            return fetch(read, args)
 
-            return in_a_thread
+        def in_a_thread(request: Request) -> Response:  # a plain def: FastAPI runs it in its threadpool
+            return render(rows(request))
 
         async def on_the_loop(request: Request) -> Response:  # async-sync-session: blocks the loop
-            args = values(read, request)
-            check(read, request, args)
-            rows = fetch(read, args)
-            return render(rows if pattern == "async-sync-session" else await rows)
+            found = rows(request)
+            return render(found if pattern == "async-sync-session" else await found)
 
-        return on_the_loop
+        return in_a_thread if pattern == "def-sync-session" else on_the_loop
 
     for read in reads:
         app.add_api_route(read.path, route(read), methods=["GET"])

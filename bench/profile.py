@@ -1,11 +1,5 @@
-"""Where the app's CPU goes on GET /posts/{id}, layer by layer, beside the Core floor's (PF02).
-
-The app (its factory) and the Core floor of bench/patterns.py (the same SQL and response on an
-AsyncConnection of the app's engine) are each served wrapped by `create_app` below, which runs
-cProfile on the event loop's thread, timing its CPU, between two requests of the bench's: the
-profile holds what wrk's load cost, not the start-up. Each function's own time is added to the
-layer its file belongs to (a C function's, to its caller's), per request. cProfile slows Python
-calls more than C ones: the differences between the two servers matter, not the totals.
+"""Where the app's CPU goes on GET /posts/{id}, layer by layer under cProfile, beside the Core
+floor's (PF02). Explained on docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""Scale-out, measured: 1 and 2 uvicorn workers, straight to PostgreSQL or through PgBouncer
-(transaction pooling), on a read and a write of the reference app, side by side.
-
-Each configuration serves the app as `serve --workers N` does (uvicorn, N processes; behind
-PgBouncer with DB_BEHIND_POOLER=true). wrk keeps `connections` clients on GET /posts/{id} (one
-statement) and on PATCH /posts/{id} (the update and its embedding job in one transaction, each
-client editing its own post with its own token). The configurations take turns (their pools never
-add up past max_connections), in alternating order; ratios are against 1 worker, direct.
+"""Scale-out: 1 and 2 uvicorn workers, straight to PostgreSQL or through PgBouncer, on a read and a
+write of the app, in one run. Explained on docs/deployment.md.
 """
 
 from __future__ import annotations

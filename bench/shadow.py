@@ -1,10 +1,5 @@
-"""The shadow report (LC03) of a served app, recorded for the Shadow and canary page and its chart.
-
-A candidate, digits 2.0.0, is registered behind the alias `candidate` (the shadow tests' one: the
-digits model's contract, learnt from 100 digits only, so it disagrees with production on some
-rows); the app is served with MODEL_SHADOW_PERCENT=100; one client sends the held-out split of
-the digits data as single predictions; once every shadow is logged, GET
-/models/digits/shadow-report answers, and its answer is the record.
+"""The shadow report (LC03) of a served app with every prediction shadowed by a candidate.
+Explained on docs/ml/shadow-canary.md.
 """
 
 from __future__ import annotations
@@ -12,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +58,14 @@ def run(timeout: float = 120, limit: int | None = None) -> dict[str, Any]:
                     raise SystemExit(
                         f"bench: a prediction answered {answer.status_code}: {answer.text[:300]}"
                     )
-            deadline, report = time.monotonic() + timeout, {}
-            while time.monotonic() < deadline:  # the shadows are logged after the answers
-                report = client.get(
-                    f"{h.PREFIX}/models/digits/shadow-report", params={"last": len(rows)}
-                ).json()
-                if report.get("rows") == len(rows):
-                    break
-                time.sleep(0.5)
-            else:
-                raise SystemExit(f"bench: {report.get('rows')} of {len(rows)} predictions shadowed in time")
+            report: dict[str, Any] = {}
+
+            def all_shadowed() -> bool:  # the shadows are logged after the answers
+                params = {"last": len(rows)}
+                report.update(client.get(f"{h.PREFIX}/models/digits/shadow-report", params=params).json())
+                return report.get("rows") == len(rows)
+
+            h.wait_until(all_shadowed, timeout, f"{len(rows)} predictions shadowed", every=0.5)
     return {"postgres": db.postgres, "requests": len(rows), "report": report}
 
 

@@ -1,25 +1,24 @@
 """The soak (HD06): 60 s of mixed reads and writes at 64 connections, and what it leaves behind.
 
-The app runs in this process (uvicorn in a thread, the real settings), so that its pool can be
-read directly; wrk sends the load: posts listed, read and written, the caller's account read, all
-with a bearer token. Before (after a warm-up) and after the load, and again once it settled: the
-pool's counts, the app's connections in pg_stat_activity, this process's RSS and open file
+The app is served as every benchmark serves it (harness.Server), with one route more that answers
+its pool's counts; wrk sends the load: posts listed, read and written, the caller's account read,
+all with a bearer token. Before (after a warm-up) and after the load, and again once it settled:
+the pool's counts, the app's connections in pg_stat_activity, the server's RSS and open file
 descriptors. A leak shows as a count that does not come back, or memory that keeps growing.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 import time
 from functools import partial
 from typing import Any
 
+import httpx
 import psutil  # type: ignore[import-untyped]
+from fastapi import FastAPI, Request
 
 from bench import harness as h
-from devtools.postgres_provider import free_port
 
 POSTS = 500
 # One request of the mix, by weight: 50 % list, 20 % read one, 10 % own account, 20 % writes.
@@ -35,59 +34,49 @@ end
 """
 
 
-def snapshot(db: h.Database, app: Any) -> dict[str, float]:
-    """The counts of `app`'s pool, the connections PostgreSQL lists for it, this process's memory."""
-    pool = app.state.resources.engine.pool
-    name = app.state.settings.DB_APPLICATION_NAME
-    where = f"FROM pg_stat_activity WHERE application_name = '{name}' AND datname = current_database()"
-    this = psutil.Process()
+def app_with_pool_route() -> FastAPI:
+    """The app from its factory, with GET /bench/pool: the counts of its pool, read where they live."""
+    from example_app.main import create_app
+
+    app = create_app()
+
+    def pool(request: Request) -> dict[str, int]:
+        pool = request.app.state.resources.engine.pool
+        return {"pool_size": pool.size(), "pool_checked_out": pool.checkedout(),
+                "pool_overflow": max(pool.overflow(), 0), "pool_idle": pool.checkedin()}  # fmt: skip
+
+    app.add_api_route("/bench/pool", pool, methods=["GET"])
+    return app
+
+
+def snapshot(db: h.Database, server: h.Server) -> dict[str, float]:
+    """The counts of the server's pool, the connections PostgreSQL lists for it, its memory."""
+    name = db.settings().DB_APPLICATION_NAME
+    where = "FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
     return {
-        "pool_size": pool.size(),
-        "pool_checked_out": pool.checkedout(),
-        "pool_overflow": max(pool.overflow(), 0),
-        "pool_idle": pool.checkedin(),
-        "pg_connections": db.value(f"SELECT count(*) {where}"),
-        "pg_active": db.value(f"SELECT count(*) {where} AND state = 'active'"),
-        "rss_mib": this.memory_info().rss / 2**20,
-        "open_fds": this.num_fds(),
+        **httpx.get(f"{server.base}/bench/pool").json(),
+        "pg_connections": db.value(f"SELECT count(*) {where}", (name,)),
+        "pg_active": db.value(f"SELECT count(*) {where} AND state = 'active'", (name,)),
+        "rss_mib": server.rss() / 2**20,
+        "open_fds": psutil.Process(server.process.pid).num_fds(),
     }
 
 
 def run(seconds: int = 60, connections: int = 64, warmup: int = 5) -> dict[str, Any]:
-    import logging
-
-    import uvicorn
-
-    with h.database() as db:
-        os.environ.update(db.env())  # the app's settings, before it is imported
-        from example_app.main import create_app
-
-        app, port = create_app(), free_port()
-        logging.getLogger("procrastinate").setLevel(logging.WARNING)  # a line per deferred job otherwise
-        server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", access_log=False))
-        threading.Thread(target=server.run, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            while not server.started:
-                time.sleep(0.1)
-            me, headers = h.sign_up(base)
-            insert = (
-                "INSERT INTO posts (title, slug, body, author_id) SELECT 'Post ' || g, 'post-' || g, 'Text'"
-            )
-            db.sql(f"{insert}, %(me)s FROM generate_series(1, {POSTS}) g", params={"me": me})
-            headers["Content-Type"] = "application/json"
-            load = h.Load("mix", lua=MIX % {"posts": POSTS, "me": me}, headers=headers)
-            if warmup:
-                h.wrk(base, load, connections, warmup, threads=2)  # the pool filled, code paths warm
-            time.sleep(1)
-            before = snapshot(db, app)
-            run = h.wrk(base, load, connections, seconds, threads=2)
-            after = snapshot(db, app)
-            time.sleep(3)
-            settled = snapshot(db, app)
-        finally:
-            server.should_exit = True
-            time.sleep(1)
+    with h.database() as db, h.Server(db.env(), "bench.soak:app_with_pool_route") as server:
+        me, headers = h.sign_up(server.base)
+        insert = "INSERT INTO posts (title, slug, body, author_id) SELECT 'Post ' || g, 'post-' || g, 'Text'"
+        db.sql(f"{insert}, %(me)s FROM generate_series(1, {POSTS}) g", params={"me": me})
+        headers["Content-Type"] = "application/json"
+        load = h.Load("mix", lua=MIX % {"posts": POSTS, "me": me}, headers=headers)
+        if warmup:
+            h.wrk(server.base, load, connections, warmup, threads=2)  # the pool filled, code paths warm
+        time.sleep(1)
+        before = snapshot(db, server)
+        run = h.wrk(server.base, load, connections, seconds, threads=2)
+        after = snapshot(db, server)
+        time.sleep(3)
+        settled = snapshot(db, server)
     return {
         "postgres": db.postgres, "seconds": seconds, "connections": connections, "requests": run.requests,
         "requests_per_s": run.per_s, "p50_ms": run.p50_ms, "p99_ms": run.p99_ms, "errors": run.errors,
