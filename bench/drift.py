@@ -101,13 +101,13 @@ async def measure(database_url: str) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
-    spec = ["inputs:<{}", "status", "flagged:{}/64", "max PSI:{:.3f}"]
-    spec += ["median PSI:{:.3f}", "label PSI:{:.3f}"]
-    keys = ("name", "status", "flagged_features", "max_feature_psi", "median_feature_psi", "label_psi")
+    spec = ["inputs:<{name}", "status:{status}", "flagged:{flagged_features}/64"]
+    spec += ["max PSI:{max_feature_psi:.3f}", "median PSI:{median_feature_psi:.3f}"]
+    spec += ["label PSI:{label_psi:.3f}"]
     return "\n".join([
         f"Drift reports of {data['model']}: {data['scenarios'][0]['rows']} held-out rows, altered or not; "
         f"PSI threshold {data['threshold']:g}",
-        *h.columns(spec, [[s[k] for k in keys] for s in data["scenarios"]]),
+        *h.columns(spec, data["scenarios"]),
         f"A report over {data['timed_rows']:,} logged rows: {data['timed_median_ms']:.0f} ms "
         f"(median of {data['timed_rounds']})",
     ])  # fmt: skip

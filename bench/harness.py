@@ -131,18 +131,6 @@ def bearer(db: Database, user_ids: Sequence[int]) -> list[str]:
     return [f"Bearer {create_access_token(settings, u)}" for u in user_ids]
 
 
-def sign_up(base: str) -> tuple[int, dict[str, str]]:
-    """A new account through the API (sign up, log in): its id and bearer header."""
-    email, password = f"bench-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(24)
-    user = httpx.post(f"{base}{PREFIX}/users", json={"email": email, "password": password, "name": "Bench"})
-    login = httpx.post(
-        f"{base}{PREFIX}/auth/token", data={"username": email, "password": password}, timeout=30
-    )
-    if user.status_code != 201 or login.status_code != 200:
-        raise SystemExit(f"bench: sign-up answered {user.status_code}, log-in {login.status_code}")
-    return int(user.json()["id"]), {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 # --- servers ------------------------------------------------------------------------------------
 
 

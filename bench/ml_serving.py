@@ -181,21 +181,15 @@ async def batch_vs_single(base: str, token: str, rows: list[list[float]]) -> lis
             if (response := await client.post(path, json=body)).status_code != 200:
                 raise SystemExit(f"bench: POST {path} answered {response.status_code}: {response.text[:300]}")
 
-        async def timed(*calls: Any) -> float:
-            started = time.perf_counter()
-            await asyncio.gather(*calls)
-            return time.perf_counter() - started
-
         batch = {"rows": [{"pixels": row} for row in rows]}
-        await post(BATCH, batch)  # warm-up
-        one = statistics.median([await timed(post(BATCH, batch)) for _ in range(5)])
+        one = statistics.median(await h.timed_async(lambda: post(BATCH, batch), 5, warmup=1))
         slots = asyncio.Semaphore(ADMITTED)  # as many at once as the app admits
 
         async def single(row: list[float]) -> None:
             async with slots:
                 await post(PREDICT, {"pixels": row})
 
-        singles = await timed(*(single(row) for row in rows))
+        [singles] = await h.timed_async(lambda: asyncio.gather(*(single(row) for row in rows)))
     n = len(rows)
     ways = {f"1 request of {n:,} rows": one, f"{n:,} requests of 1 row, {ADMITTED} at a time": singles}
     return [{"variant": way, "seconds": s, "rows_per_s": n / s} for way, s in ways.items()]
@@ -240,10 +234,11 @@ async def log_inserts(db: h.Database, rows: list[list[float]]) -> list[dict[str,
         inserts += statement.lstrip().upper().startswith("INSERT")
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
-    ways = {"the service: one INSERT ... VALUES": service, "ORM: add all, one flush": one_flush}
+    ways = {"the service: one INSERT ... VALUES": service, "ORM: add all, one flush": one_flush,
+            "ORM: add and flush per row": flush_per_row}  # fmt: skip
     found = []
     try:
-        for name, way in {**ways, "ORM: add and flush per row": flush_per_row}.items():
+        for name, way in ways.items():
             times = []
             for _ in range(4):  # the first warms up
                 inserts, started = 0, time.perf_counter()

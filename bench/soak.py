@@ -64,11 +64,11 @@ def snapshot(db: h.Database, server: h.Server) -> dict[str, float]:
 
 def run(seconds: int = 60, connections: int = 64, warmup: int = 5) -> dict[str, Any]:
     with h.database() as db, h.Server(db.env(), "bench.soak:app_with_pool_route") as server:
-        me, headers = h.sign_up(server.base)
+        h.seed_posts(db, users=1, posts=0)  # the caller: user 1
         insert = "INSERT INTO posts (title, slug, body, author_id) SELECT 'Post ' || g, 'post-' || g, 'Text'"
-        db.sql(f"{insert}, %(me)s FROM generate_series(1, {POSTS}) g", params={"me": me})
-        headers["Content-Type"] = "application/json"
-        load = h.Load("mix", lua=MIX % {"posts": POSTS, "me": me}, headers=headers)
+        db.sql(f"{insert}, 1 FROM generate_series(1, {POSTS}) g")
+        headers = {"Authorization": h.bearer(db, [1])[0], "Content-Type": "application/json"}
+        load = h.Load("mix", lua=MIX % {"posts": POSTS, "me": 1}, headers=headers)
         if warmup:
             h.wrk(server.base, load, connections, warmup, threads=2)  # the pool filled, code paths warm
         time.sleep(1)

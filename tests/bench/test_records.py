@@ -84,6 +84,9 @@ def test_a_reports_columns_are_titled_formatted_and_aligned() -> None:
     # "title:format", "<" aligning left; a bare title shows the value as it is
     lines = columns(["way:<{}", "req/s:{:.0f}", "errors"], [("keyset", 1234.4, 0), ("OFFSET", 9.6, 12)])
     assert lines == ["way     req/s  errors", "keyset   1234       0", "OFFSET     10      12"]
+    # a row may be a mapping whose keys the formats name
+    rows = [{"way": "keyset", "per_s": 1234.4, "errors": 0}, {"way": "OFFSET", "per_s": 9.6, "errors": 12}]
+    assert columns(["way:<{way}", "req/s:{per_s:.0f}", "errors:{errors}"], rows) == lines
 
 
 @pytest.mark.parametrize("record", sorted(p.name for p in RESULTS.glob("*.txt")))
