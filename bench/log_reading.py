@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -148,32 +150,27 @@ def run(
     rows: int = ROWS, seconds: int = 5, connections: int = 4, depths: Sequence[float] = DEPTHS,
     rounds: int = ROUNDS, warmup: int = 2,
 ) -> dict[str, Any]:  # fmt: skip
-    with h.database() as db:
+    with h.database() as db, ExitStack() as stack:
         db.sql(SEED, "VACUUM ANALYZE predictions", params={"n": rows})
-        servers = {way: h.Server(db.env(**TIMEOUTS), "bench.log_reading:create_app") for way in EXPORTS}
-        try:
-            for server in servers.values():  # booted side by side
-                server.wait_ready()
-            streamed = next(iter(servers.values()))
-            h.seed_posts(db, users=1, posts=0)
-            headers = {"Authorization": h.bearer(db, [1])[0]}  # both servers accept its token
-            before = {way: server.rss() for way, server in servers.items()}
-            runs: dict[str, list[dict[str, Any]]] = {way: [] for way in EXPORTS}
-            for n in range(rounds):
-                for way in list(EXPORTS)[:: 1 if n % 2 == 0 else -1]:
-                    runs[way].append(export(servers[way], EXPORTS[way], headers, rows))
-                    print(f"  export, {way}: {runs[way][-1]['whole_s']:.1f} s", file=sys.stderr)
-            if len({r["digest"] for each in runs.values() for r in each}) != 1:
-                raise SystemExit("bench: the two exports sent different bytes")
-            servers.popitem()[1].stop()  # the pages are read from one server, alone
-            if warmup:  # the server has only exported so far
-                first_page = h.Load("", f"{KEYSET}?limit={PAGE}", headers=headers)
-                h.wrk(streamed.base, first_page, connections, warmup)
-            at = sorted({min(int(rows * d), rows - PAGE) for d in depths})
-            paged = pages(db, streamed.base, headers, at, seconds, connections)
-        finally:
-            for server in servers.values():
-                server.stop()
+        h.seed_posts(db, users=1, posts=0)
+        headers = {"Authorization": h.bearer(db, [1])[0]}  # both servers accept its token
+        serve = partial(h.Server, db.env(**TIMEOUTS), "bench.log_reading:create_app")
+        servers = {way: stack.enter_context(serve()) for way in EXPORTS}
+        before = {way: server.rss() for way, server in servers.items()}
+        runs: dict[str, list[dict[str, Any]]] = {way: [] for way in EXPORTS}
+        for n in range(rounds):
+            for way in list(EXPORTS)[:: 1 if n % 2 == 0 else -1]:
+                runs[way].append(export(servers[way], EXPORTS[way], headers, rows))
+                print(f"  export, {way}: {runs[way][-1]['whole_s']:.1f} s", file=sys.stderr)
+        if len({r["digest"] for each in runs.values() for r in each}) != 1:
+            raise SystemExit("bench: the two exports sent different bytes")
+        streamed, whole = servers.values()
+        whole.stop()  # the pages are read from one server, alone
+        if warmup:  # the server has only exported so far
+            h.wrk(streamed.base, h.Load("", f"{KEYSET}?limit={PAGE}", headers=headers), connections, warmup)
+        at = sorted({min(int(rows * d), rows - PAGE) for d in depths})
+        paged = pages(db, streamed.base, headers, at, seconds, connections)
+        stack.close()  # the servers stop before the tables are emptied
         db.sql("TRUNCATE predictions, users RESTART IDENTITY CASCADE")
     exports = [summary(way, before[way], rs) for way, rs in runs.items()]
     return {"postgres": db.postgres, "rows": rows, "seconds": seconds, "connections": connections,
