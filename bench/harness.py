@@ -380,7 +380,7 @@ def wait_until(done: Callable[[], bool], timeout: float, what: str, every: float
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
-            raise SystemExit(f"bench: {what} did not happen within {timeout:g} s")
+            raise SystemExit(f"bench: waited {timeout:g} s for {what}, in vain")
         time.sleep(every)
 
 

@@ -15,7 +15,7 @@ import pytest
 from mkdocs.config import load_config
 from mkdocs.structure.files import Files
 
-from bench.harness import RESULTS, columns, header_lines, parse_wrk, pinned, split_cpus
+from bench.harness import RESULTS, columns, header_lines, parse_wrk, pinned, split_cpus, timed, wait_until
 from devtools.charts import CHARTS, FIGURES, figure
 from devtools.docs_hooks import FIGURE_TOKEN
 from devtools.docs_source import pages
@@ -87,6 +87,16 @@ def test_a_reports_columns_are_titled_formatted_and_aligned() -> None:
     # a row may be a mapping whose keys the formats name
     rows = [{"way": "keyset", "per_s": 1234.4, "errors": 0}, {"way": "OFFSET", "per_s": 9.6, "errors": 12}]
     assert columns(["way:<{way}", "req/s:{per_s:.0f}", "errors:{errors}"], rows) == lines
+
+
+def test_timed_keeps_the_calls_after_the_warmup_and_wait_until_gives_up_in_time() -> None:
+    calls: list[int] = []
+    times = timed(lambda: calls.append(1), repeats=3, warmup=2)
+    assert (len(times), len(calls)) == (3, 5)
+    assert all(t >= 0 for t in times)
+    with pytest.raises(SystemExit, match=r"waited 0\.05 s for the impossible"):
+        wait_until(lambda: False, 0.05, "the impossible")
+    wait_until(lambda: True, 0, "what is already true")  # no wait, no error
 
 
 @pytest.mark.parametrize("record", sorted(p.name for p in RESULTS.glob("*.txt")))
