@@ -551,6 +551,10 @@ def ml_serving_figures(data: Data) -> dict[str, str]:
         found["admitted_p99_ratio"] = f"{admitted['health_p99_ms'] / app['health_p99_ms']:.0f}"
         found["admitted_batch_p99"] = _seconds(admitted["batch_p99_ms"])
         found["app_rows_share"] = f"{app['rows_per_s'] / admitted['rows_per_s']:.1f}"
+    for name, key in (("on the event loop", "loop"), ("process pool of 2", "pool")):
+        if row := p.get(name):  # the placements the app does not have, against its choice
+            found[f"{key}_rows_ratio"] = f"{row['rows_per_s'] / app['rows_per_s']:.2f}"
+            found[f"{key}_cpu"] = f"{row['cpu_ms_per_request']:.0f} ms"
     for name, key in (("app, no gc.freeze", "no_freeze"), ("app, neither", "neither")):
         if row := p.get(name):
             found[f"{key}_p99"] = _seconds(row["health_p99_ms"])
@@ -567,6 +571,10 @@ def ml_serving_figures(data: Data) -> dict[str, str]:
         found["singles_health_p99"] = _ms(batched["health_p99_ms"])
         found["singles_cpu"] = f"{batched['cpu_ms_per_request']:.2f} ms"
         found["singles_base_cpu"] = f"{base['cpu_ms_per_request']:.2f} ms"
+        floor = next(row for row in singles if row["floor"])  # neither model nor log
+        found["singles_floor_ratio"] = f"{floor['ok_per_s'] / base['ok_per_s']:.1f}"
+        found["singles_floor_share"] = f"{batched['ok_per_s'] / floor['ok_per_s']:.0%}"
+        found["singles_floor_cpu"] = f"{floor['cpu_ms_per_request']:.2f} ms"
     found["batch_speedup"] = f"{requests[0]['rows_per_s'] / requests[1]['rows_per_s']:.0f}"
     found["per_row_slowdown"] = f"{inserts[0]['rows_per_s'] / inserts[2]['rows_per_s']:.1f}"
     return found
