@@ -33,6 +33,7 @@ PROCESSES = 2  # one per core of the machine the figures were recorded on
 APP_CHOICE = f"threadpool, limit {APP_LIMIT}"
 BATCH_WAIT_MS: float = Settings.model_fields["MODEL_BATCH_WAIT_MS"].default
 BATCH_MAX_ROWS: int = Settings.model_fields["MODEL_BATCH_MAX_ROWS"].default
+POOL: int = Settings.model_fields["DB_POOL_SIZE"].default
 SINGLES_GOAL = 3.0  # single predictions/s micro-batched, against not batched
 NOT_BATCHED, BATCHED = "not batched", f"micro-batched, {BATCH_WAIT_MS:g} ms, {BATCH_MAX_ROWS} rows"
 FLOOR = "no model, no log (the floor)"
@@ -45,6 +46,13 @@ SINGLE_VARIANTS = (
     h.Variant(BATCHED),
     h.Variant(
         f"micro-batched, {BATCH_WAIT_MS / 5:g} ms wait", {"MODEL_BATCH_WAIT_MS": str(BATCH_WAIT_MS / 5)}
+    ),
+    # A batch's worth of singles each read their caller's account on a pooled connection: twice
+    # the rows overflow the pool, unless the pool grows with them.
+    h.Variant(f"micro-batched, {BATCH_MAX_ROWS * 2} rows", {"MODEL_BATCH_MAX_ROWS": str(BATCH_MAX_ROWS * 2)}),
+    h.Variant(
+        f"micro-batched, {BATCH_MAX_ROWS * 2} rows, pool of {POOL * 2}",
+        {"MODEL_BATCH_MAX_ROWS": str(BATCH_MAX_ROWS * 2), "DB_POOL_SIZE": str(POOL * 2)},
     ),
     h.Variant(FLOOR, {"BENCH_INFERENCE": "answer-only"}, "bench.ml_serving:create_app"),
 )
@@ -306,7 +314,7 @@ def run(
         "postgres": db.postgres, "seconds": seconds, "connections": connections, "rounds": rounds,
         "goal_ms": GOAL_MS, "batch_rows": BATCH_ROWS, "placement": placement,
         "singles": single_rows, "singles_goal": SINGLES_GOAL, "batch_wait_ms": BATCH_WAIT_MS,
-        "batch_max_rows": BATCH_MAX_ROWS,
+        "batch_max_rows": BATCH_MAX_ROWS, "pool_size": POOL,
         "idle_health_p50_ms": h.percentile(idle.latencies_ms, 50),
         "idle_health_p99_ms": h.percentile(idle.latencies_ms, 99),
         "requests": requests, "inserts": inserts,

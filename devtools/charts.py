@@ -575,6 +575,16 @@ def ml_serving_figures(data: Data) -> dict[str, str]:
         found["singles_floor_ratio"] = f"{floor['ok_per_s'] / base['ok_per_s']:.1f}"
         found["singles_floor_share"] = f"{batched['ok_per_s'] / floor['ok_per_s']:.0%}"
         found["singles_floor_cpu"] = f"{floor['cpu_ms_per_request']:.2f} ms"
+        rows, pool = 2 * data["batch_max_rows"], 2 * data["pool_size"]  # a batch twice the default's
+        by_name = {row["variant"]: row for row in singles}
+        doubled = {
+            "singles_double": f"micro-batched, {rows} rows",
+            "singles_double_pool": f"micro-batched, {rows} rows, pool of {pool}",
+        }
+        for key, name in doubled.items():
+            found[f"{key}_ratio"] = f"{by_name[name]['ok_per_s'] / batched['ok_per_s']:.2f}"
+            found[f"{key}_cpu"] = f"{by_name[name]['cpu_ms_per_request']:.2f} ms"
+            found[f"{key}_p99"] = _ms(by_name[name]["p99_ms"])
     found["batch_speedup"] = f"{requests[0]['rows_per_s'] / requests[1]['rows_per_s']:.0f}"
     found["per_row_slowdown"] = f"{inserts[0]['rows_per_s'] / inserts[2]['rows_per_s']:.1f}"
     return found

@@ -89,8 +89,8 @@ def test_ml_serving_runs_every_placement_and_comparison() -> None:
     assert "Goal (/health p99 < 50 ms" in ml_serving.report(data)
     # Micro-batching: single predictions with it off and on, the same run, against the 3x goal.
     assert [p["variant"] for p in data["singles"]] == [v.name for v in ml_serving.SINGLE_VARIANTS]
-    assert [p["baseline"] for p in data["singles"]] == [True, False, False, False, False]
-    assert [p["floor"] for p in data["singles"]] == [False, False, False, False, True]  # no model, no log
+    assert [p["baseline"] for p in data["singles"]] == [True] + [False] * 6
+    assert [p["floor"] for p in data["singles"]] == [False] * 6 + [True]  # no model, no log
     assert sum(p["ok_per_s"] for p in data["singles"]) > 0
     assert all(p["health_requests"] > 0 for p in data["singles"])
     assert "Goal (single predictions/s micro-batched >= 3x not batched)" in ml_serving.report(data)
