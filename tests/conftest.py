@@ -149,13 +149,18 @@ def settings(database_url: str) -> Settings:
     return load_settings(DATABASE_URL=database_url, MODEL_BATCH_WAIT_MS=0, **CHEAP_HASHING)
 
 
+# asgi-lifespan gives start-up and shutdown 5 s each by default, which a loaded 2-core machine can
+# stretch past. A lifespan that hangs still fails the test.
+LIFESPAN_SECONDS = 30
+
+
 @pytest.fixture(scope="session")
 async def app(settings: Settings, migrated: Config) -> AsyncIterator[FastAPI]:
     """The app, made once from the tests' settings, its lifespan run once for the whole run."""
     from example_app.main import create_app
 
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with LifespanManager(app, LIFESPAN_SECONDS, LIFESPAN_SECONDS):
         yield app
 
 
@@ -170,7 +175,7 @@ async def make_app(settings: Settings, migrated: Config) -> AsyncIterator[AppFac
 
         async def make(**changes: Any) -> FastAPI:
             app = create_app(load_settings(**{**settings.model_dump(), **changes}))
-            await stack.enter_async_context(LifespanManager(app))
+            await stack.enter_async_context(LifespanManager(app, LIFESPAN_SECONDS, LIFESPAN_SECONDS))
             return app
 
         yield make
