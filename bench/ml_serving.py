@@ -37,6 +37,7 @@ POOL: int = Settings.model_fields["DB_POOL_SIZE"].default
 SINGLES_GOAL = 3.0  # single predictions/s micro-batched, against not batched
 NOT_BATCHED, BATCHED = "not batched", f"micro-batched, {BATCH_WAIT_MS:g} ms, {BATCH_MAX_ROWS} rows"
 FLOOR = "no model, no log (the floor)"
+PLACED = "bench.ml_serving:create_app"  # the app with a stand-in it does not have (create_app below)
 SINGLE_VARIANTS = (
     h.Variant(NOT_BATCHED, {"MODEL_BATCH_WAIT_MS": "0"}),
     h.Variant(
@@ -54,9 +55,8 @@ SINGLE_VARIANTS = (
         f"micro-batched, {BATCH_MAX_ROWS * 2} rows, pool of {POOL * 2}",
         {"MODEL_BATCH_MAX_ROWS": str(BATCH_MAX_ROWS * 2), "DB_POOL_SIZE": str(POOL * 2)},
     ),
-    h.Variant(FLOOR, {"BENCH_INFERENCE": "answer-only"}, "bench.ml_serving:create_app"),
+    h.Variant(FLOOR, {"BENCH_INFERENCE": "answer-only"}, PLACED),
 )
-PLACED = "bench.ml_serving:create_app"  # the app with a placement it does not have
 VARIANTS = (
     h.Variant("on the event loop", {"BENCH_INFERENCE": "on-loop"}, PLACED),
     h.Variant(APP_CHOICE),

@@ -276,20 +276,25 @@ def test_a_connection_lost_in_use_is_a_503_then_the_pool_recovers(hot_app: HotAp
 # --8<-- [end:killed_connections]
 
 
-@pytest.mark.pattern("SV02")
-def test_a_get_by_id_resolves_two_dependencies_the_session_and_its_service() -> None:
-    # Each dependency FastAPI resolves costs CPU on every request: the hot read asks for what it
-    # uses and no more (get_db reads the app's resources itself, not through ResourcesDep).
+def walked(router: Any, name: str) -> list[Any]:
+    """Each dependency FastAPI walks for the route `name`, in order: a used one's tree each time."""
     from fastapi.routing import APIRoute
-
-    from example_app.api.dependencies import get_db, get_post_service
-    from example_app.api.routes.posts import router
 
     def calls(dependant: Any) -> list[Any]:
         return [c for d in dependant.dependencies for c in (d.call, *calls(d))]
 
-    [route] = [r for r in router.routes if isinstance(r, APIRoute) and r.name == "get_post"]
-    assert calls(route.dependant) == [get_post_service, get_db]
+    [route] = [r for r in router.routes if isinstance(r, APIRoute) and r.name == name]
+    return calls(route.dependant)
+
+
+@pytest.mark.pattern("SV02")
+def test_a_get_by_id_resolves_two_dependencies_the_session_and_its_service() -> None:
+    # Each dependency FastAPI resolves costs CPU on every request: the hot read asks for what it
+    # uses and no more (get_db reads the app's resources itself, not through ResourcesDep).
+    from example_app.api.dependencies import get_db, get_post_service
+    from example_app.api.routes.posts import router
+
+    assert walked(router, "get_post") == [get_post_service, get_db]
 
 
 @pytest.mark.pattern("SV02", "LC03")
@@ -297,17 +302,11 @@ def test_a_prediction_walks_the_models_tree_once() -> None:
     # FastAPI walks a dependency's tree again at each use (the value is cached, the walk is not).
     # The shadow provider takes no model, whose tree holds the caller's, and providers read the
     # app's state themselves, not through ResourcesDep or SettingsDep: 18 walks, not 40.
-    from fastapi.routing import APIRoute
-
     from example_app.api.dependencies import get_digits_model, get_shadow, require_active_user
     from example_app.api.routes.predictions import router
 
-    def calls(dependant: Any) -> list[Any]:
-        return [c for d in dependant.dependencies for c in (d.call, *calls(d))]
-
     for name in ("predict", "predict_batch"):
-        [route] = [r for r in router.routes if isinstance(r, APIRoute) and r.name == name]
-        walks = calls(route.dependant)
+        walks = walked(router, name)
         assert walks.count(get_shadow) == walks.count(get_digits_model) == 1
         assert walks.count(require_active_user) == 2  # the router's guard; the canary's caller
         assert len(walks) == 18
